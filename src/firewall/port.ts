@@ -1,0 +1,50 @@
+// The firewall port: the only thing the core knows about a backend. Adapters translate it.
+import type { GrantId } from '../broker/types.ts';
+
+/** One rule to admit `source` to `port` until `expiresAt`, on behalf of one grant. */
+export interface RuleSpec {
+  grantId: GrantId;
+  targetId: string;
+  /** CIDR, already checked by the core to be no wider than policy allows. */
+  source: string;
+  port: number;
+  protocol: 'tcp';
+  /** Epoch milliseconds; adapters write it into the backend (description, tag, kernel timeout). */
+  expiresAt: number;
+}
+
+/** A rule as the backend holds it, found by `list()`; `ref` is what `close()` takes. */
+export interface ManagedRule {
+  ref: string;
+  /** Grant ids the backend says this rule serves (tag, comment). Empty when it cannot tell. */
+  grantIds: string[];
+  source: string;
+  port: number;
+  expiresAt: number | null;
+}
+
+export interface FirewallHealth {
+  ok: boolean;
+  detail: string;
+}
+
+export interface FirewallAdapter {
+  /** `aws-security-group`, `nftables`, `simulated`, `memory`. */
+  readonly kind: string;
+  /** A label that names the backend instance, e.g. `aws:eu-west-1/sg-0abc`, used to group batches. */
+  readonly scope: string;
+  /** True when no real packet filter is touched; shown in the banner and /readyz. */
+  readonly simulated: boolean;
+  /**
+   * Inserts the rule and returns its ref. Idempotent for the same grant id: a retry after a
+   * crash returns the existing rule's ref rather than adding a second one.
+   */
+  open(rule: RuleSpec): Promise<string>;
+  /** Removes rules by ref. A rule that is already gone is not an error. */
+  close(refs: string[]): Promise<void>;
+  /** Every rule this broker manages in the backend, for reconcile. */
+  list(): Promise<ManagedRule[]>;
+  check(): Promise<FirewallHealth>;
+  /** Releases connections or timers; optional. */
+  shutdown?(): Promise<void>;
+}

@@ -1,0 +1,49 @@
+// What the core asks the policy engine; the Cedar adapter (cedar.ts) answers.
+import type { Channel, Principal } from '../broker/types.ts';
+
+export type PolicyAction = 'OpenPort' | 'RequestPort' | 'ApprovePort';
+
+export interface PolicyTarget {
+  id: string;
+  tags: Record<string, string>;
+  ports: number[];
+}
+
+/** The Cedar `context` of DESIGN.md's policy model. */
+export interface PolicyContext {
+  mfa: boolean;
+  authAgeSeconds: number;
+  durationMinutes: number;
+  port: number;
+  /** Address part of the source, e.g. 198.51.100.7 (a Cedar ipaddr). */
+  sourceIp: string;
+  sourcePrefixLength: number;
+  channel: Channel;
+  reason: string;
+  /** 0-23 and `Monday`…`Sunday`, in policy.timeZone. */
+  hour: number;
+  weekday: string;
+  /** For ApprovePort: the requester's user id. */
+  requester?: string | undefined;
+}
+
+export interface PolicyQuery {
+  action: PolicyAction;
+  principal: Principal;
+  target: PolicyTarget;
+  context: PolicyContext;
+}
+
+export interface PolicyDecision {
+  allowed: boolean;
+  /** Ids of the policies that decided (permits when allowed, forbids when a forbid matched). */
+  policyIds: string[];
+  /** Evaluation errors Cedar reported (a failing policy is skipped, never silently allowed). */
+  errors: string[];
+}
+
+export interface PolicyEngine {
+  decide(query: PolicyQuery): PolicyDecision;
+  /** Ids of the loaded policies with their human comment, for `policy test` and the UI. */
+  describe(): { id: string; file: string; comment: string }[];
+}

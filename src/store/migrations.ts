@@ -1,0 +1,56 @@
+// Schema migrations, in order. Each works on SQLite and PostgreSQL; append, never edit a shipped one.
+import { sql, type Kysely, type Migration } from 'kysely';
+
+const ms = 'bigint';
+
+export const migrations: Record<string, Migration> = {
+  '0001_grants_audit': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('grants')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('target_id', 'text', (c) => c.notNull())
+        .addColumn('port', 'integer', (c) => c.notNull())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('requester', 'text', (c) => c.notNull())
+        .addColumn('requester_email', 'text')
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('duration_seconds', 'integer', (c) => c.notNull())
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('close_reason', 'text')
+        .addColumn('policy_ids', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('rule_ref', 'text')
+        .addColumn('created_at', ms, (c) => c.notNull())
+        .addColumn('updated_at', ms, (c) => c.notNull())
+        .addColumn('activated_at', ms)
+        .addColumn('expires_at', ms)
+        .addColumn('closed_at', ms)
+        .addColumn('failure', 'text')
+        .execute();
+      await db.schema.createIndex('grants_state_expires').on('grants').columns(['state', 'expires_at']).execute();
+      await db.schema.createIndex('grants_requester').on('grants').columns(['requester', 'created_at']).execute();
+
+      await db.schema
+        .createTable('audit_events')
+        .addColumn('seq', ms, (c) => c.primaryKey())
+        .addColumn('time', ms, (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('grant_id', 'text')
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('prev_hash', 'text', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('audit_events_grant').on('audit_events').column('grant_id').execute();
+
+      await db.schema
+        .createTable('audit_head')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('seq', ms, (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .execute();
+      await sql`insert into audit_head (id, seq, hash) values (1, 0, ${'0'.repeat(64)})`.execute(db);
+
+    },
+  },
+};

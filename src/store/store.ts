@@ -1,0 +1,243 @@
+// Durable state: grants with compare-and-swap transitions, and the audit chain appended in the same transaction.
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { AuditEvent, AuditInput } from '../audit/chain.ts';
+import { canonicalJson, chainHash, ChainVerifier, type VerifyResult } from '../audit/chain.ts';
+import type { CloseReason, Grant, GrantId, GrantState, TargetId, UserId } from '../broker/types.ts';
+import { PortcullisError } from '../errors.ts';
+import type { Db, Dialect } from './db.ts';
+import type { Database, GrantsTable } from './schema.ts';
+
+type Exec = Kysely<Database> | Transaction<Database>;
+
+export type GrantPatch = Partial<
+  Pick<Grant, 'closeReason' | 'policyIds' | 'ruleRef' | 'activatedAt' | 'expiresAt' | 'closedAt' | 'failure'>
+>;
+
+/** The operations a use case may do inside one transaction. */
+export interface Writer {
+  insertGrant(grant: Grant): Promise<void>;
+  /** Moves `id` from one of `from` to `to`; false when its state was not one of `from` (someone else won). */
+  transition(id: GrantId, from: GrantState | readonly GrantState[], to: GrantState, patch?: GrantPatch): Promise<boolean>;
+  getGrant(id: GrantId): Promise<Grant | undefined>;
+  audit(event: AuditInput): Promise<AuditEvent>;
+}
+
+export type AuditListener = (events: AuditEvent[]) => void;
+
+export class Store {
+  readonly dialect: Dialect;
+  private readonly db: Kysely<Database>;
+  private readonly listeners: AuditListener[] = [];
+  private readonly clock: () => number;
+
+  constructor(db: Db, clock: () => number = Date.now) {
+    this.db = db.kysely;
+    this.dialect = db.dialect;
+    this.clock = clock;
+  }
+
+  /** Called with each committed batch of audit events, in order (JSONL sink, metrics, notifications). */
+  onAudit(listener: AuditListener): void {
+    this.listeners.push(listener);
+  }
+
+  async write<T>(fn: (w: Writer) => Promise<T>): Promise<T> {
+    const appended: AuditEvent[] = [];
+    let result: T;
+    try {
+      result = await this.db.transaction().execute(async (tx) => fn(this.writer(tx, appended)));
+    } catch (e) {
+      if (e instanceof PortcullisError) throw e;
+      throw new PortcullisError('STORE_UNAVAILABLE', 'the store could not record the change', { cause: e });
+    }
+    if (appended.length) for (const l of this.listeners) l(appended);
+    return result;
+  }
+
+  /** Appends audit events with no state change (sign-ins, refused tokens). */
+  async audit(event: AuditInput): Promise<AuditEvent> {
+    return this.write((w) => w.audit(event));
+  }
+
+  private writer(tx: Transaction<Database>, appended: AuditEvent[]): Writer {
+    return {
+      insertGrant: async (g) => {
+        await tx.insertInto('grants').values(toRow(g)).execute();
+      },
+      transition: async (id, from, to, patch = {}) => {
+        const froms = typeof from === 'string' ? [from] : [...from];
+        const res = await tx
+          .updateTable('grants')
+          .set({ state: to, updated_at: this.clock(), ...patchRow(patch) })
+          .where('id', '=', id)
+          .where('state', 'in', froms)
+          .executeTakeFirst();
+        return Number(res.numUpdatedRows) === 1;
+      },
+      getGrant: (id) => this.getGrant(id, tx),
+      audit: async (input) => {
+        let head = tx.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
+        if (this.dialect === 'postgres') head = head.forUpdate();
+        const prev = await head.executeTakeFirstOrThrow();
+        const seq = Number(prev.seq) + 1;
+        const now = this.clock();
+        const { hash: _ignored, ...clean } = input as AuditInput & { hash?: unknown };
+        const bodyObj = { ...clean, seq, time: new Date(now).toISOString(), prevHash: prev.hash };
+        const body = canonicalJson(bodyObj);
+        const hash = chainHash(prev.hash, body);
+        await tx.insertInto('audit_events').values({ seq, time: now, type: input.type, grant_id: input.grant ?? null, body, prev_hash: prev.hash, hash }).execute();
+        const upd = await tx.updateTable('audit_head').set({ seq, hash }).where('id', '=', 1).where('seq', '=', prev.seq).executeTakeFirst();
+        if (Number(upd.numUpdatedRows) !== 1) throw new PortcullisError('CONFLICT', 'audit chain head moved; retry');
+        const event = { ...(JSON.parse(body) as Omit<AuditEvent, 'hash'>), hash };
+        appended.push(event);
+        return event;
+      },
+    };
+  }
+
+  async getGrant(id: GrantId, exec: Exec = this.db): Promise<Grant | undefined> {
+    const row = await exec.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? fromRow(row) : undefined;
+  }
+
+  async listGrants(filter: { requester?: UserId; states?: readonly GrantState[]; targetId?: TargetId; limit?: number } = {}): Promise<Grant[]> {
+    let q = this.db.selectFrom('grants').selectAll();
+    if (filter.requester) q = q.where('requester', '=', filter.requester);
+    if (filter.states) q = q.where('state', 'in', [...filter.states]);
+    if (filter.targetId) q = q.where('target_id', '=', filter.targetId);
+    const rows = await q.orderBy('created_at', 'desc').orderBy('id').limit(filter.limit ?? 1000).execute();
+    return rows.map(fromRow);
+  }
+
+  /** Active grants whose expiry is at or before `now`, soonest first. */
+  async dueForExpiry(now: number, limit = 5000): Promise<Grant[]> {
+    const rows = await this.db
+      .selectFrom('grants')
+      .selectAll()
+      .where('state', '=', 'active')
+      .where('expires_at', '<=', now)
+      .orderBy('expires_at')
+      .limit(limit)
+      .execute();
+    return rows.map(fromRow);
+  }
+
+  async countByState(): Promise<Record<string, number>> {
+    const rows = await this.db.selectFrom('grants').select(['state', sql<number>`count(*)`.as('n')]).groupBy('state').execute();
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  }
+
+  async countLiveForUser(requester: UserId): Promise<number> {
+    const row = await this.db
+      .selectFrom('grants')
+      .select(sql<number>`count(*)`.as('n'))
+      .where('requester', '=', requester)
+      .where('state', 'in', ['pending', 'approved', 'opening', 'active'])
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** Reads the chain in pages and checks every link. */
+  async verifyAudit(): Promise<VerifyResult & { headSeq: number }> {
+    const verifier = new ChainVerifier();
+    let after = 0;
+    for (;;) {
+      const rows = await this.db.selectFrom('audit_events').select(['seq', 'body', 'hash', 'prev_hash']).where('seq', '>', after).orderBy('seq').limit(2000).execute();
+      if (rows.length === 0) break;
+      for (const r of rows) {
+        let event: AuditEvent;
+        try {
+          event = { ...(JSON.parse(r.body) as Omit<AuditEvent, 'hash'>), hash: r.hash };
+        } catch {
+          verifier.broken = { seq: Number(r.seq), problem: 'event body is not JSON' };
+          break;
+        }
+        if (Number(event.seq) !== Number(r.seq)) {
+          verifier.broken = { seq: Number(r.seq), problem: `stored seq ${r.seq} differs from the hashed seq ${event.seq}` };
+        }
+        if (!verifier.push(event)) break;
+      }
+      if (verifier.broken) break;
+      after = Number(rows[rows.length - 1]!.seq);
+    }
+    const head = await this.db.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
+    const result = verifier.result();
+    if (result.ok && (Number(head.seq) !== result.lastSeq || head.hash !== result.lastHash)) {
+      return { ...result, ok: false, broken: { seq: result.lastSeq + 1, problem: `chain ends at seq ${result.lastSeq} but the head says ${head.seq}: events were removed` }, headSeq: Number(head.seq) };
+    }
+    return { ...result, headSeq: Number(head.seq) };
+  }
+
+  async auditEvents(filter: { afterSeq?: number; grant?: string; limit?: number } = {}): Promise<AuditEvent[]> {
+    let q = this.db.selectFrom('audit_events').select(['body', 'hash']).where('seq', '>', filter.afterSeq ?? 0);
+    if (filter.grant) q = q.where('grant_id', '=', filter.grant);
+    const rows = await q.orderBy('seq').limit(filter.limit ?? 1000).execute();
+    return rows.map((r) => ({ ...(JSON.parse(r.body) as Omit<AuditEvent, 'hash'>), hash: r.hash }));
+  }
+
+  /** Liveness of the store for /readyz. */
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+}
+
+function toRow(g: Grant): GrantsTable {
+  return {
+    id: g.id,
+    target_id: g.targetId,
+    port: g.port,
+    source: g.source,
+    requester: g.requester,
+    requester_email: g.requesterEmail,
+    reason: g.reason,
+    duration_seconds: g.durationSeconds,
+    channel: g.channel,
+    state: g.state,
+    close_reason: g.closeReason,
+    policy_ids: JSON.stringify(g.policyIds),
+    rule_ref: g.ruleRef,
+    created_at: g.createdAt,
+    updated_at: g.updatedAt,
+    activated_at: g.activatedAt,
+    expires_at: g.expiresAt,
+    closed_at: g.closedAt,
+    failure: g.failure,
+  };
+}
+
+function patchRow(p: GrantPatch): Partial<GrantsTable> {
+  const out: Partial<GrantsTable> = {};
+  if (p.closeReason !== undefined) out.close_reason = p.closeReason;
+  if (p.policyIds !== undefined) out.policy_ids = JSON.stringify(p.policyIds);
+  if (p.ruleRef !== undefined) out.rule_ref = p.ruleRef;
+  if (p.activatedAt !== undefined) out.activated_at = p.activatedAt;
+  if (p.expiresAt !== undefined) out.expires_at = p.expiresAt;
+  if (p.closedAt !== undefined) out.closed_at = p.closedAt;
+  if (p.failure !== undefined) out.failure = p.failure;
+  return out;
+}
+
+function fromRow(r: GrantsTable): Grant {
+  const num = (v: number | null) => (v === null ? null : Number(v));
+  return {
+    id: r.id as GrantId,
+    targetId: r.target_id as TargetId,
+    port: Number(r.port),
+    source: r.source,
+    requester: r.requester as UserId,
+    requesterEmail: r.requester_email,
+    reason: r.reason,
+    durationSeconds: Number(r.duration_seconds),
+    channel: r.channel as Grant['channel'],
+    state: r.state as GrantState,
+    closeReason: r.close_reason as CloseReason | null,
+    policyIds: JSON.parse(r.policy_ids) as string[],
+    ruleRef: r.rule_ref,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+    activatedAt: num(r.activated_at),
+    expiresAt: num(r.expires_at),
+    closedAt: num(r.closed_at),
+    failure: r.failure,
+  };
+}
