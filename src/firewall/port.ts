@@ -48,3 +48,22 @@ export interface FirewallAdapter {
   /** Releases connections or timers; optional. */
   shutdown?(): Promise<void>;
 }
+
+/** A rule found by an exposure scan that opens a managed port to the world or to an unmanaged source. */
+export interface Exposure {
+  scope: string;
+  /** Backend reference that `fixExposure` takes. */
+  ref: string;
+  source: string;
+  fromPort: number;
+  toPort: number;
+  protocol: string;
+  why: 'world' | 'unmanaged';
+  description?: string | undefined;
+}
+
+/** Optional capability of adapters that can see rules they do not manage. */
+export interface ExposureScanner {
+  scanExposure(ports: number[]): Promise<Exposure[]>;
+  fixExposure(items: Exposure[]): Promise<void>;
+}
