@@ -43,6 +43,8 @@ export interface Principal {
   acr?: string | undefined;
   /** The OIDC client (audience) that the credential was issued to. */
   clientId?: string | undefined;
+  /** Set by the transport when it knows better than the client id (web session, Slack). */
+  channel?: Channel | undefined;
 }
 
 export interface Grant {

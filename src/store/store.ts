@@ -137,6 +137,32 @@ export class Store {
     return Number(row.n);
   }
 
+  /** Grants in `states` (default: the live ones), optionally only those last changed before `updatedBefore`. */
+  async grantsInStates(states: readonly GrantState[], opts: { targetIds?: string[]; updatedBefore?: number; limit?: number } = {}): Promise<Grant[]> {
+    let q = this.db.selectFrom('grants').selectAll().where('state', 'in', [...states]);
+    if (opts.targetIds) q = q.where('target_id', 'in', opts.targetIds.length ? opts.targetIds : ['']);
+    if (opts.updatedBefore !== undefined) q = q.where('updated_at', '<', opts.updatedBefore);
+    const rows = await q.orderBy('created_at').limit(opts.limit ?? 100_000).execute();
+    return rows.map(fromRow);
+  }
+
+  /** Ids of live grants outside `exclude` that hold one of `refs` (rules shared by identical grants). */
+  async refsHeldByOthers(refs: string[], exclude: string[]): Promise<Set<string>> {
+    if (refs.length === 0) return new Set();
+    const held = new Set<string>();
+    const excluded = new Set(exclude);
+    for (let i = 0; i < refs.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('grants')
+        .select(['id', 'rule_ref'])
+        .where('rule_ref', 'in', refs.slice(i, i + 500))
+        .where('state', 'in', ['opening', 'active'])
+        .execute();
+      for (const r of rows) if (!excluded.has(r.id) && r.rule_ref) held.add(r.rule_ref);
+    }
+    return held;
+  }
+
   /** Reads the chain in pages and checks every link. */
   async verifyAudit(): Promise<VerifyResult & { headSeq: number }> {
     const verifier = new ChainVerifier();

@@ -1,0 +1,477 @@
+// The use cases: request, revoke, expire, reconcile. The one code path every transport goes through.
+import { randomBytes } from 'node:crypto';
+import type { TargetConfig } from '../config/schema.ts';
+import { PortcullisError, isPortcullisError } from '../errors.ts';
+import type { FirewallAdapter } from '../firewall/port.ts';
+import { errorFields, type Logger } from '../log.ts';
+import type { PolicyDecision, PolicyEngine, PolicyQuery } from '../policy/port.ts';
+import type { Store } from '../store/store.ts';
+import { policyContext } from './context.ts';
+import { parseSource, type SourceLimits } from './source.ts';
+import { validateRequest, type AccessRequestInput } from './validate.ts';
+import { LIVE_STATES, type Channel, type CloseReason, type Grant, type GrantId, type Principal, type TargetId, type UserId } from './types.ts';
+
+export interface BrokerLimits {
+  minDurationSeconds: number;
+  maxDurationSeconds: number;
+  pendingTimeoutSeconds: number;
+  reasonPattern?: RegExp | undefined;
+  maxActivePerUser: number;
+  maxSource: SourceLimits;
+  mfaMaxAgeSeconds: number;
+  timeZone: string;
+}
+
+export interface BrokerDeps {
+  store: Store;
+  /** A getter, so a policy reload swaps the engine without rebuilding the broker. */
+  policy: () => PolicyEngine;
+  firewalls: ReadonlyMap<string, FirewallAdapter>;
+  targets: readonly TargetConfig[];
+  limits: BrokerLimits;
+  log: Logger;
+  clock?: () => number;
+}
+
+export interface RequestContext {
+  channel: Channel;
+  /** The caller's address as the server saw it; the default source. */
+  callerIp: string;
+}
+
+export interface RequestOutcome {
+  grant: Grant;
+  /** `active`: the rule is in place. `pending`: waiting for approval. */
+  outcome: 'active' | 'pending';
+}
+
+export type GrantListener = (grant: Grant) => void;
+
+/** How long a grant may sit in `opening` before the reconciler decides its fate. */
+const STALE_OPENING_MS = 60_000;
+/** How long a grant may sit in `closing` before the sweep retries its close. */
+const STALE_CLOSING_MS = 5_000;
+
+export class Broker {
+  private readonly store: Store;
+  private readonly clock: () => number;
+  private readonly targets: Map<string, TargetConfig>;
+  private readonly activeListeners: GrantListener[] = [];
+  private readonly closedListeners: GrantListener[] = [];
+
+  constructor(private readonly deps: BrokerDeps) {
+    this.store = deps.store;
+    this.clock = deps.clock ?? Date.now;
+    this.targets = new Map(deps.targets.map((t) => [t.id, t]));
+  }
+
+  /** Called after a grant becomes active (the reaper schedules its timer). */
+  onActive(l: GrantListener): void {
+    this.activeListeners.push(l);
+  }
+  onClosed(l: GrantListener): void {
+    this.closedListeners.push(l);
+  }
+
+  listTargets(): readonly TargetConfig[] {
+    return this.deps.targets;
+  }
+
+  /** requestAccess: validate, check MFA and quota, decide by policy, then open or wait for approval. */
+  async requestAccess(principal: Principal, input: AccessRequestInput, ctx: RequestContext): Promise<RequestOutcome> {
+    const { limits } = this.deps;
+    const req = validateRequest(input, this.targets, limits);
+    const source = parseSource(req.sourceIp ?? ctx.callerIp, limits.maxSource, req.sourceIp === undefined ? 'callerIp' : 'sourceIp');
+    this.assertMfa(principal);
+
+    const live = await this.store.countLiveForUser(principal.sub);
+    if (live >= limits.maxActivePerUser) {
+      throw new PortcullisError('QUOTA_EXCEEDED', `you already have ${live} open or pending grants (limit ${limits.maxActivePerUser}); close one first`);
+    }
+
+    const now = this.clock();
+    const grant: Grant = {
+      id: newGrantId(),
+      targetId: req.target.id as TargetId,
+      port: req.port,
+      source: source.cidr,
+      requester: principal.sub,
+      requesterEmail: principal.email ?? null,
+      reason: req.reason,
+      durationSeconds: req.durationSeconds,
+      channel: ctx.channel,
+      state: 'requested',
+      closeReason: null,
+      policyIds: [],
+      ruleRef: null,
+      createdAt: now,
+      updatedAt: now,
+      activatedAt: null,
+      expiresAt: null,
+      closedAt: null,
+      failure: null,
+    };
+    const query = (action: 'OpenPort' | 'RequestPort'): PolicyQuery => ({
+      action,
+      principal,
+      target: { id: req.target.id, tags: req.target.tags, ports: req.target.ports },
+      context: policyContext({ principal, grant, source, channel: ctx.channel, now, timeZone: limits.timeZone }),
+    });
+    const open = this.decide(query('OpenPort'));
+    const ask = open.allowed ? undefined : this.decide(query('RequestPort'));
+    const base = { actor: principal.sub, grant: grant.id, target: grant.targetId, sourceIp: grant.source, port: grant.port, reason: grant.reason };
+
+    if (!open.allowed && !ask!.allowed) {
+      const policyIds = [...new Set([...open.policyIds, ...ask!.policyIds])];
+      await this.store.write(async (w) => {
+        await w.insertGrant({ ...grant, state: 'denied', policyIds, closedAt: now });
+        await w.audit({ ...base, type: 'grant.requested', detail: { durationSeconds: grant.durationSeconds, channel: grant.channel } });
+        await w.audit({ ...base, type: 'grant.denied', policyIds, detail: { by: 'policy' } });
+      });
+      const why = policyIds.length ? `denied by policy ${policyIds.join(', ')}` : 'no policy permits it';
+      throw new PortcullisError('POLICY_DENIED', `access to ${grant.targetId} on port ${grant.port} for ${grant.durationSeconds / 60} min is refused: ${why}`, {
+        details: { grant: grant.id, policyIds },
+      });
+    }
+
+    if (!open.allowed) {
+      const pending: Grant = { ...grant, state: 'pending', policyIds: ask!.policyIds };
+      await this.store.write(async (w) => {
+        await w.insertGrant(pending);
+        await w.audit({ ...base, type: 'grant.requested', detail: { durationSeconds: grant.durationSeconds, channel: grant.channel } });
+        await w.audit({ ...base, type: 'grant.pending', policyIds: pending.policyIds });
+      });
+      return { grant: pending, outcome: 'pending' };
+    }
+
+    await this.store.write(async (w) => {
+      await w.insertGrant({ ...grant, state: 'approved', policyIds: open.policyIds });
+      await w.audit({ ...base, type: 'grant.requested', detail: { durationSeconds: grant.durationSeconds, channel: grant.channel } });
+      await w.audit({ ...base, type: 'grant.approved', policyIds: open.policyIds, detail: { by: 'policy' } });
+    });
+    return { grant: await this.activate(grant.id, principal.sub), outcome: 'active' };
+  }
+
+  /**
+   * approved → opening → active. The intent (state `opening`, expiry) is durable before the
+   * firewall is called; the grant id is the rule's idempotency key.
+   */
+  async activate(id: GrantId, actor: string): Promise<Grant> {
+    const grant = await this.mustGet(id);
+    const fw = this.firewall(grant.targetId);
+    const expiresAt = this.clock() + grant.durationSeconds * 1000;
+    const audit = { actor, grant: id, target: grant.targetId, sourceIp: grant.source, port: grant.port };
+    const moved = await this.store.write(async (w) => {
+      if (!(await w.transition(id, 'approved', 'opening', { expiresAt }))) return false;
+      await w.audit({ ...audit, type: 'rule.opening', detail: { backend: fw.scope, expiresAt: new Date(expiresAt).toISOString() } });
+      return true;
+    });
+    if (!moved) throw new PortcullisError('INVALID_STATE', `grant ${id} is no longer approved`);
+
+    let ref: string;
+    try {
+      ref = await fw.open({ grantId: id, targetId: grant.targetId, source: grant.source, port: grant.port, protocol: 'tcp', expiresAt });
+    } catch (e) {
+      await this.openFailed(grant, fw, e);
+      throw isPortcullisError(e) ? e : new PortcullisError('FIREWALL_UNAVAILABLE', `the firewall for ${grant.targetId} did not open the rule`, { cause: e });
+    }
+    const activatedAt = this.clock();
+    const active = await this.store.write(async (w) => {
+      if (!(await w.transition(id, 'opening', 'active', { ruleRef: ref, activatedAt }))) return undefined;
+      await w.audit({ ...audit, type: 'rule.opened', ruleRef: ref, detail: { backend: fw.scope, expiresAt: new Date(expiresAt).toISOString() } });
+      return w.getGrant(id);
+    });
+    if (!active) {
+      // Someone (the reconciler) moved it meanwhile; whatever state it is in now explains the rule.
+      throw new PortcullisError('INVALID_STATE', `grant ${id} changed state while its rule was being opened`);
+    }
+    for (const l of this.activeListeners) l(active);
+    return active;
+  }
+
+  /** The rule may or may not exist after a failed open (a timeout can hide a success): look, remove, then fail. */
+  private async openFailed(grant: Grant, fw: FirewallAdapter, cause: unknown): Promise<void> {
+    const code = isPortcullisError(cause) ? cause.code : 'FIREWALL_UNAVAILABLE';
+    this.deps.log.warn('rule open failed', { grant: grant.id, target: grant.targetId, ...errorFields(cause) });
+    let cleaned = false;
+    try {
+      const stray = (await fw.list()).filter((r) => r.grantIds.includes(grant.id)).map((r) => r.ref);
+      const shared = await this.store.refsHeldByOthers(stray, [grant.id]);
+      const refs = stray.filter((r) => !shared.has(r));
+      if (refs.length) await fw.close(refs);
+      cleaned = true;
+    } catch (e) {
+      this.deps.log.warn('could not confirm the failed rule is absent; the reconciler will', { grant: grant.id, ...errorFields(e) });
+    }
+    await this.store.write(async (w) => {
+      await w.audit({ actor: 'system', grant: grant.id, target: grant.targetId, type: 'rule.open_failed', detail: { code } });
+      // Without confirmation the grant stays `opening`; the reconciler settles it once the backend answers.
+      if (cleaned && (await w.transition(grant.id, 'opening', 'failed', { failure: code, closedAt: this.clock() }))) {
+        await w.audit({ actor: 'system', grant: grant.id, target: grant.targetId, type: 'grant.failed', detail: { code } });
+      }
+    });
+  }
+
+  /** Early close by the requester (admins and approvers come with the approval workflow). */
+  async revoke(principal: Principal, id: GrantId): Promise<Grant> {
+    const grant = await this.visibleGrant(principal, id);
+    if (grant.state === 'pending' || grant.state === 'approved') {
+      const done = await this.store.write(async (w) => {
+        if (!(await w.transition(id, ['pending', 'approved'], 'closed', { closeReason: 'revoked', closedAt: this.clock() }))) return false;
+        await w.audit({ actor: principal.sub, grant: id, target: grant.targetId, type: 'grant.revoked', detail: { from: grant.state } });
+        return true;
+      });
+      if (done) return this.mustGet(id);
+    }
+    if (grant.state !== 'active') {
+      throw new PortcullisError('INVALID_STATE', `grant ${id} is ${grant.state}; only a pending or active grant can be closed`);
+    }
+    await this.close([grant], 'revoked', principal.sub);
+    return this.mustGet(id);
+  }
+
+  /** Expires every active grant whose time is up (the reaper's timers and its sweep call this). */
+  async expireDue(now = this.clock()): Promise<number> {
+    const due = await this.store.dueForExpiry(now);
+    if (due.length) await this.close(due, 'expired', 'system:reaper');
+    return due.length;
+  }
+
+  async expire(ids: GrantId[]): Promise<void> {
+    const now = this.clock();
+    const grants = (await Promise.all(ids.map((id) => this.store.getGrant(id)))).filter(
+      (g): g is Grant => g !== undefined && g.state === 'active' && g.expiresAt !== null && g.expiresAt <= now,
+    );
+    if (grants.length) await this.close(grants, 'expired', 'system:reaper');
+  }
+
+  /**
+   * active → closing → (rule removed) → closed, for many grants at once: one transaction per phase,
+   * one firewall call per backend. A grant is never marked closed while its rule may still exist.
+   */
+  async close(grants: Grant[], reason: CloseReason, actor: string): Promise<void> {
+    const eventType = reason === 'expired' ? 'grant.expired' : reason === 'revoked' ? 'grant.revoked' : 'grant.closing';
+    const claimed = await this.store.write(async (w) => {
+      const mine: Grant[] = [];
+      for (const g of grants) {
+        if (!(await w.transition(g.id, 'active', 'closing', { closeReason: reason }))) continue;
+        await w.audit({ actor, grant: g.id, target: g.targetId, sourceIp: g.source, port: g.port, type: eventType, ruleRef: g.ruleRef ?? undefined });
+        mine.push({ ...g, state: 'closing', closeReason: reason });
+      }
+      return mine;
+    });
+    await this.finishClosing(claimed, actor);
+  }
+
+  /** closing → closed: remove the rules (batched per backend), then record the close. */
+  private async finishClosing(grants: Grant[], actor: string): Promise<void> {
+    if (grants.length === 0) return;
+    const byBackend = new Map<FirewallAdapter, Grant[]>();
+    for (const g of grants) {
+      const fw = this.firewall(g.targetId);
+      byBackend.set(fw, [...(byBackend.get(fw) ?? []), g]);
+    }
+    const errors: unknown[] = [];
+    await Promise.all(
+      [...byBackend].map(async ([fw, batch]) => {
+        const refs = [...new Set(batch.map((g) => g.ruleRef).filter((r): r is string => r !== null))];
+        const shared = await this.store.refsHeldByOthers(refs, batch.map((g) => g.id));
+        const toClose = refs.filter((r) => !shared.has(r));
+        try {
+          if (toClose.length) await fw.close(toClose);
+        } catch (e) {
+          errors.push(e);
+          this.deps.log.warn('rule close failed; will retry', { backend: fw.scope, count: toClose.length, ...errorFields(e) });
+          await this.store.write(async (w) => {
+            for (const g of batch) await w.audit({ actor: 'system', grant: g.id, target: g.targetId, type: 'rule.close_failed', ruleRef: g.ruleRef ?? undefined, detail: { code: isPortcullisError(e) ? e.code : 'FIREWALL_UNAVAILABLE' } });
+          });
+          return;
+        }
+        const closedAt = this.clock();
+        const closed = await this.store.write(async (w) => {
+          const done: Grant[] = [];
+          for (const g of batch) {
+            if (!(await w.transition(g.id, 'closing', 'closed', { closedAt }))) continue;
+            const kept = g.ruleRef !== null && shared.has(g.ruleRef);
+            await w.audit({ actor, grant: g.id, target: g.targetId, sourceIp: g.source, port: g.port, type: 'rule.closed', ruleRef: g.ruleRef ?? undefined, detail: kept ? { sharedRuleKept: true } : undefined });
+            await w.audit({ actor, grant: g.id, target: g.targetId, type: 'grant.closed', detail: { reason: g.closeReason } });
+            done.push({ ...g, state: 'closed', closedAt });
+          }
+          return done;
+        });
+        for (const g of closed) for (const l of this.closedListeners) l(g);
+      }),
+    );
+    if (errors.length && errors.length === byBackend.size) {
+      const e = errors[0];
+      throw isPortcullisError(e) ? e : new PortcullisError('FIREWALL_UNAVAILABLE', 'the firewall did not remove the rule; it will be retried', { cause: e });
+    }
+  }
+
+  /** Pending requests nobody decided in time become `expired`. */
+  async expirePending(now = this.clock()): Promise<number> {
+    const stale = await this.store.grantsInStates(['pending'], { updatedBefore: now - this.deps.limits.pendingTimeoutSeconds * 1000 });
+    if (stale.length === 0) return 0;
+    return this.store.write(async (w) => {
+      let n = 0;
+      for (const g of stale) {
+        if (!(await w.transition(g.id, 'pending', 'expired', { closeReason: 'expired', closedAt: now }))) continue;
+        await w.audit({ actor: 'system:reaper', grant: g.id, target: g.targetId, type: 'grant.pending_expired' });
+        n += 1;
+      }
+      return n;
+    });
+  }
+
+  /**
+   * Makes each backend agree with the store. `atStart`: every `opening` grant is settled now,
+   * since no request of this process can be in flight.
+   */
+  async reconcile(opts: { atStart?: boolean } = {}): Promise<{ orphansRemoved: number; reopened: number; settled: number; failedBackends: number }> {
+    const result = { orphansRemoved: 0, reopened: 0, settled: 0, failedBackends: 0 };
+    const now = this.clock();
+    const backends = new Map<FirewallAdapter, string[]>();
+    for (const [targetId, fw] of this.deps.firewalls) backends.set(fw, [...(backends.get(fw) ?? []), targetId]);
+
+    for (const [fw, targetIds] of backends) {
+      // List the backend BEFORE reading grants: a grant that opens in between is then seen as
+      // live, never its rule as an orphan.
+      let rules;
+      try {
+        rules = await fw.list();
+      } catch (e) {
+        result.failedBackends += 1;
+        this.deps.log.warn('reconcile: backend did not answer', { backend: fw.scope, ...errorFields(e) });
+        continue;
+      }
+      const grants = await this.store.grantsInStates(LIVE_STATES, { targetIds });
+      const liveIds = new Set(grants.map((g) => g.id as string));
+      const liveRefs = new Set(grants.map((g) => g.ruleRef).filter((r): r is string => r !== null));
+      const rulesByGrant = new Map<string, string>();
+      for (const r of rules) for (const gid of r.grantIds) rulesByGrant.set(gid, r.ref);
+      const ruleRefs = new Set(rules.map((r) => r.ref));
+
+      const orphans = rules.filter((r) => !liveRefs.has(r.ref) && !r.grantIds.some((gid) => liveIds.has(gid)));
+      if (orphans.length) {
+        try {
+          await fw.close(orphans.map((r) => r.ref));
+          await this.store.write(async (w) => {
+            for (const r of orphans) {
+              await w.audit({ actor: 'system:reconciler', type: 'reconcile.orphan_removed', grant: r.grantIds[0], sourceIp: r.source, port: r.port, ruleRef: r.ref, detail: { backend: fw.scope } });
+            }
+          });
+          result.orphansRemoved += orphans.length;
+        } catch (e) {
+          this.deps.log.warn('reconcile: orphan removal failed', { backend: fw.scope, ...errorFields(e) });
+        }
+      }
+
+      for (const g of grants) {
+        const ref = rulesByGrant.get(g.id) ?? (g.ruleRef !== null && ruleRefs.has(g.ruleRef) ? g.ruleRef : undefined);
+        try {
+          if (g.state === 'opening' && (opts.atStart || g.updatedAt < now - STALE_OPENING_MS)) {
+            await this.settleOpening(g, ref, fw);
+            result.settled += 1;
+          } else if (g.state === 'active' && ref === undefined) {
+            if (await this.reopen(g, fw)) result.reopened += 1;
+          } else if (g.state === 'closing' && (opts.atStart || g.updatedAt < now - STALE_CLOSING_MS)) {
+            await this.finishClosing([g], 'system:reconciler');
+            result.settled += 1;
+          }
+        } catch (e) {
+          this.deps.log.warn('reconcile: grant not settled', { grant: g.id, ...errorFields(e) });
+        }
+      }
+    }
+    return result;
+  }
+
+  /** A grant left in `opening` by a crash or a failed call: adopt its rule, or fail it. */
+  private async settleOpening(g: Grant, ref: string | undefined, fw: FirewallAdapter): Promise<void> {
+    const now = this.clock();
+    const audit = { actor: 'system:reconciler', grant: g.id, target: g.targetId, sourceIp: g.source, port: g.port };
+    if (ref !== undefined && g.expiresAt !== null && g.expiresAt > now) {
+      const adopted = await this.store.write(async (w) => {
+        if (!(await w.transition(g.id, 'opening', 'active', { ruleRef: ref, activatedAt: now }))) return undefined;
+        await w.audit({ ...audit, type: 'rule.opened', ruleRef: ref, detail: { backend: fw.scope, adopted: true } });
+        return w.getGrant(g.id);
+      });
+      if (adopted) for (const l of this.activeListeners) l(adopted);
+      return;
+    }
+    if (ref !== undefined) {
+      const shared = await this.store.refsHeldByOthers([ref], [g.id]);
+      if (!shared.has(ref)) await fw.close([ref]);
+      await this.store.write(async (w) => {
+        await w.audit({ ...audit, type: 'rule.closed', ruleRef: ref, detail: { backend: fw.scope, reason: 'expired before adoption' } });
+      });
+    }
+    await this.store.write(async (w) => {
+      if (!(await w.transition(g.id, 'opening', 'failed', { failure: 'INTERRUPTED', closedAt: now }))) return;
+      await w.audit({ ...audit, type: 'grant.failed', detail: { code: 'INTERRUPTED', ruleFound: ref !== undefined } });
+    });
+  }
+
+  /** An active grant whose rule vanished from the backend: put it back, or close the grant if its time is up. */
+  private async reopen(g: Grant, fw: FirewallAdapter): Promise<boolean> {
+    const now = this.clock();
+    if (g.expiresAt === null || g.expiresAt <= now + 1000) {
+      await this.close([g], 'expired', 'system:reconciler');
+      return false;
+    }
+    const ref = await fw.open({ grantId: g.id, targetId: g.targetId, source: g.source, port: g.port, protocol: 'tcp', expiresAt: g.expiresAt });
+    await this.store.write(async (w) => {
+      if (!(await w.transition(g.id, 'active', 'active', { ruleRef: ref }))) return;
+      await w.audit({ actor: 'system:reconciler', grant: g.id, target: g.targetId, sourceIp: g.source, port: g.port, type: 'reconcile.rule_reopened', ruleRef: ref, detail: { backend: fw.scope, previous: g.ruleRef } });
+    });
+    return true;
+  }
+
+  async getGrant(principal: Principal, id: GrantId): Promise<Grant> {
+    return this.visibleGrant(principal, id);
+  }
+
+  async listGrants(principal: Principal, opts: { limit?: number } = {}): Promise<Grant[]> {
+    return this.store.listGrants({ requester: principal.sub as UserId, limit: opts.limit ?? 100 });
+  }
+
+  private async visibleGrant(principal: Principal, id: GrantId): Promise<Grant> {
+    const grant = typeof id === 'string' && /^g_[A-Za-z0-9_-]{10,40}$/.test(id) ? await this.store.getGrant(id) : undefined;
+    // Someone else's grant answers exactly like a missing one: ids are not an oracle.
+    if (!grant || grant.requester !== principal.sub) throw new PortcullisError('GRANT_NOT_FOUND', `no grant ${String(id).slice(0, 48)}`);
+    return grant;
+  }
+
+  private async mustGet(id: GrantId): Promise<Grant> {
+    const g = await this.store.getGrant(id);
+    if (!g) throw new PortcullisError('GRANT_NOT_FOUND', `no grant ${id}`);
+    return g;
+  }
+
+  private assertMfa(principal: Principal): void {
+    if (!principal.mfa) throw new PortcullisError('MFA_REQUIRED', 'this sign-in did not use multi-factor authentication; sign in again with MFA');
+    const age = principal.authTime === undefined ? Infinity : this.clock() / 1000 - principal.authTime;
+    if (age > this.deps.limits.mfaMaxAgeSeconds) {
+      throw new PortcullisError('MFA_TOO_OLD', 'your multi-factor sign-in is too old; sign in again');
+    }
+  }
+
+  /** Fail closed: an engine error is a refusal of service, never an allow. */
+  private decide(query: PolicyQuery): PolicyDecision {
+    try {
+      return this.deps.policy().decide(query);
+    } catch (e) {
+      throw new PortcullisError('POLICY_UNAVAILABLE', 'the policy engine could not decide; nothing was opened', { cause: e });
+    }
+  }
+
+  private firewall(targetId: string): FirewallAdapter {
+    const fw = this.deps.firewalls.get(targetId);
+    if (!fw) throw new PortcullisError('TARGET_NOT_FOUND', `no firewall is configured for target ${targetId}`);
+    return fw;
+  }
+}
+
+export function newGrantId(): GrantId {
+  return `g_${randomBytes(15).toString('base64url')}` as GrantId;
+}

@@ -1,0 +1,104 @@
+// In-memory twin of a firewall backend for unit tests and benchmarks: same contract, no packets.
+import type { FirewallAdapter, FirewallHealth, ManagedRule, RuleSpec } from './port.ts';
+import { PortcullisError } from '../errors.ts';
+
+export interface RuleRecord {
+  ref: string;
+  grantId: string;
+  source: string;
+  port: number;
+  expiresAt: number;
+}
+
+/** Where a table-like backend keeps its rules; the memory twin keeps them in a Map. */
+export interface RuleTable {
+  byGrant(grantId: string): RuleRecord | undefined;
+  insert(rule: RuleRecord): void;
+  remove(refs: string[]): void;
+  all(): RuleRecord[];
+}
+
+export class MapRuleTable implements RuleTable {
+  private readonly rules = new Map<string, RuleRecord>();
+  private readonly grants = new Map<string, string>();
+  byGrant(grantId: string) {
+    const ref = this.grants.get(grantId);
+    return ref === undefined ? undefined : this.rules.get(ref);
+  }
+  insert(rule: RuleRecord) {
+    this.rules.set(rule.ref, rule);
+    this.grants.set(rule.grantId, rule.ref);
+  }
+  remove(refs: string[]) {
+    for (const ref of refs) {
+      const r = this.rules.get(ref);
+      if (r) this.grants.delete(r.grantId);
+      this.rules.delete(ref);
+    }
+  }
+  all() {
+    return [...this.rules.values()];
+  }
+}
+
+/** Fault injection for tests: the next calls of an operation fail (or hang) as a backend would. */
+export type Fault = 'unavailable' | 'error';
+
+export class TableFirewall implements FirewallAdapter {
+  readonly calls = { open: 0, close: 0, list: 0, closedRefs: 0 };
+  shutdown?: () => Promise<void>;
+  private faults: Partial<Record<'open' | 'close' | 'list', Fault[]>> = {};
+  private seq = 0;
+
+  constructor(
+    readonly kind: string,
+    readonly scope: string,
+    protected readonly table: RuleTable = new MapRuleTable(),
+  ) {}
+
+  get simulated(): boolean {
+    return true;
+  }
+
+  /** Makes the next `count` calls of `op` fail. */
+  inject(op: 'open' | 'close' | 'list', fault: Fault, count = 1): void {
+    this.faults[op] = [...(this.faults[op] ?? []), ...Array<Fault>(count).fill(fault)];
+  }
+
+  async open(rule: RuleSpec): Promise<string> {
+    this.calls.open += 1;
+    this.fault('open');
+    const existing = this.table.byGrant(rule.grantId);
+    if (existing) return existing.ref;
+    const ref = `${this.kind}-${Date.now().toString(36)}-${(this.seq++).toString(36)}`;
+    this.table.insert({ ref, grantId: rule.grantId, source: rule.source, port: rule.port, expiresAt: rule.expiresAt });
+    return ref;
+  }
+
+  async close(refs: string[]): Promise<void> {
+    this.calls.close += 1;
+    this.fault('close');
+    this.calls.closedRefs += refs.length;
+    this.table.remove(refs);
+  }
+
+  async list(): Promise<ManagedRule[]> {
+    this.calls.list += 1;
+    this.fault('list');
+    return this.table.all().map((r) => ({ ref: r.ref, grantIds: [r.grantId], source: r.source, port: r.port, expiresAt: r.expiresAt }));
+  }
+
+  async check(): Promise<FirewallHealth> {
+    return { ok: true, detail: `${this.kind}: SIMULATED, no real firewall is changed (${this.table.all().length} rules held)` };
+  }
+
+  private fault(op: 'open' | 'close' | 'list'): void {
+    const f = this.faults[op]?.shift();
+    if (f === 'unavailable') throw new PortcullisError('FIREWALL_UNAVAILABLE', `${this.kind} backend unavailable (injected)`);
+    if (f === 'error') throw new PortcullisError('FIREWALL_ERROR', `${this.kind} backend error (injected)`);
+  }
+}
+
+export function createMemoryAdapter(scope = 'memory'): TableFirewall {
+  return new TableFirewall('memory', scope);
+}

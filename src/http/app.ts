@@ -1,0 +1,199 @@
+// The express app: JSON API under /api/v1, health, readiness and metrics. Controllers stay thin:
+// they authenticate, call one use case and shape the answer.
+import express, { type Request, type Router } from 'express';
+import type { Broker } from '../broker/broker.ts';
+import { canonicalAddress } from '../broker/source.ts';
+import type { Grant, GrantId, Principal } from '../broker/types.ts';
+import type { TargetConfig } from '../config/schema.ts';
+import { isPortcullisError, PortcullisError } from '../errors.ts';
+import type { FirewallAdapter } from '../firewall/port.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Store } from '../store/store.ts';
+import type { Authn } from './authn.ts';
+import { errorHandler } from './errors.ts';
+
+export interface HttpDeps {
+  broker: Broker;
+  store: Store;
+  authn: Authn;
+  firewalls: ReadonlyMap<string, FirewallAdapter>;
+  metrics: Metrics;
+  log: Logger;
+  trustProxy: string[];
+  /** Client id of the CLI; bearer tokens issued to it are the `cli` channel. */
+  cliClientId?: string | undefined;
+  /** Routers mounted before the API (the development IdP at /idp, web sign-in). */
+  mounts?: { path: string; handler: express.RequestHandler | Router }[];
+  /** Extra readiness checks (policy engine, IdP). */
+  ready?: () => Promise<Record<string, { ok: boolean; detail: string }>>;
+}
+
+const AUTH_CODES = new Set(['AUTH_REQUIRED', 'TOKEN_MALFORMED', 'TOKEN_BAD_SIGNATURE', 'TOKEN_WRONG_ISSUER', 'TOKEN_WRONG_AUDIENCE', 'TOKEN_EXPIRED', 'TOKEN_INVALID', 'MFA_REQUIRED', 'MFA_TOO_OLD']);
+
+export function createHttpApp(deps: HttpDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', deps.trustProxy.length ? deps.trustProxy : false);
+  app.use((_req, res, next) => {
+    res.set('X-Content-Type-Options', 'nosniff');
+    res.set('Referrer-Policy', 'no-referrer');
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ ok: true });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const checks: Record<string, { ok: boolean; detail: string; simulated?: boolean }> = {};
+    try {
+      await deps.store.ping();
+      checks.store = { ok: true, detail: deps.store.dialect };
+    } catch {
+      checks.store = { ok: false, detail: 'store unreachable' };
+    }
+    for (const fw of new Set(deps.firewalls.values())) {
+      try {
+        const h = await fw.check();
+        checks[`firewall:${fw.scope}`] = { ...h, simulated: fw.simulated };
+      } catch {
+        checks[`firewall:${fw.scope}`] = { ok: false, detail: 'backend did not answer', simulated: fw.simulated };
+      }
+    }
+    Object.assign(checks, (await deps.ready?.()) ?? {});
+    const simulated = [...deps.firewalls.values()].some((f) => f.simulated);
+    const ok = Object.values(checks).every((c) => c.ok);
+    res.status(ok ? 200 : 503).json({
+      ok,
+      ...(simulated ? { warning: 'SIMULATED FIREWALL: at least one target uses a simulated backend; no real port is opened for it' } : {}),
+      checks,
+    });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', deps.metrics.registry.contentType);
+    res.send(await deps.metrics.registry.metrics());
+  });
+
+  for (const m of deps.mounts ?? []) app.use(m.path, m.handler);
+
+  app.use('/api/v1', apiRouter(deps));
+  app.use('/api', (_req, res) => {
+    res.status(404).json({ error: { code: 'NOT_FOUND', message: 'no such API route' } });
+  });
+  app.use(errorHandler(deps.log));
+  return app;
+}
+
+function apiRouter(deps: HttpDeps): Router {
+  const { broker, store, authn, metrics } = deps;
+  const r = express.Router();
+  r.use(express.json({ limit: '16kb', strict: true }));
+  r.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
+
+  /** Authenticates the caller; refusals are audited (without the credential) and counted. */
+  const who = async (req: Request): Promise<Principal> => {
+    try {
+      return await authn.principal(req);
+    } catch (e) {
+      if (isPortcullisError(e) && AUTH_CODES.has(e.code)) {
+        metrics.authFailures.inc({ code: e.code });
+        await store
+          .audit({ type: e.code === 'MFA_REQUIRED' ? 'auth.mfa_missing' : 'auth.rejected', actor: null, sourceIp: callerIp(req), detail: { code: e.code, path: req.path } })
+          .catch((err) => deps.log.warn('could not audit a refused credential', { code: (err as PortcullisError).code }));
+      }
+      throw e;
+    }
+  };
+
+  r.get('/me', async (req, res) => {
+    const p = await who(req);
+    res.json({ sub: p.sub, email: p.email, name: p.name, groups: p.groups, mfa: p.mfa, authTime: p.authTime, amr: p.amr, acr: p.acr });
+  });
+
+  r.get('/targets', async (req, res) => {
+    await who(req);
+    res.json({ targets: broker.listTargets().map(targetView) });
+  });
+
+  r.post('/grants', async (req, res) => {
+    const p = await who(req);
+    const end = metrics.decisionSeconds.startTimer();
+    try {
+      const { grant, outcome } = await broker.requestAccess(p, req.body ?? {}, { channel: channelOf(deps, p), callerIp: callerIp(req) });
+      metrics.requests.inc({ outcome });
+      res.status(outcome === 'active' ? 201 : 202).json({ grant: grantView(grant, broker) });
+    } catch (e) {
+      metrics.requests.inc({ outcome: isPortcullisError(e) ? e.code : 'error' });
+      throw e;
+    } finally {
+      end();
+    }
+  });
+
+  r.get('/grants', async (req, res) => {
+    const p = await who(req);
+    const limit = Math.min(Math.max(Number(req.query.limit ?? 100) || 100, 1), 1000);
+    res.json({ grants: (await broker.listGrants(p, { limit })).map((g) => grantView(g, broker)) });
+  });
+
+  r.get('/grants/:id', async (req, res) => {
+    const p = await who(req);
+    res.json({ grant: grantView(await broker.getGrant(p, req.params.id as GrantId), broker) });
+  });
+
+  r.post('/grants/:id/revoke', async (req, res) => {
+    const p = await who(req);
+    res.json({ grant: grantView(await broker.revoke(p, req.params.id as GrantId), broker) });
+  });
+
+  r.get('/audit/verify', async (req, res) => {
+    await who(req);
+    const v = await store.verifyAudit();
+    res.status(v.ok ? 200 : 409).json(v);
+  });
+
+  return r;
+}
+
+/** The caller's address after `trustProxy`, IPv4-mapped IPv6 unwrapped. */
+export function callerIp(req: Request): string {
+  const ip = req.ip ?? req.socket.remoteAddress ?? '';
+  return canonicalAddress(ip) ?? ip;
+}
+
+function channelOf(deps: HttpDeps, p: Principal): Grant['channel'] {
+  if (p.channel) return p.channel;
+  return deps.cliClientId !== undefined && p.clientId === deps.cliClientId ? 'cli' : 'api';
+}
+
+function targetView(t: TargetConfig) {
+  return { id: t.id, description: t.description ?? null, connect: t.connect ?? null, ports: t.ports, tags: t.tags, firewall: t.firewall.kind };
+}
+
+export function grantView(g: Grant, broker: Broker) {
+  const target = broker.listTargets().find((t) => t.id === g.targetId);
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    id: g.id,
+    target: g.targetId,
+    port: g.port,
+    source: g.source,
+    state: g.state,
+    closeReason: g.closeReason,
+    reason: g.reason,
+    requester: g.requester,
+    durationSeconds: g.durationSeconds,
+    channel: g.channel,
+    policyIds: g.policyIds,
+    createdAt: iso(g.createdAt),
+    activatedAt: iso(g.activatedAt),
+    expiresAt: iso(g.expiresAt),
+    closedAt: iso(g.closedAt),
+    secondsLeft: g.state === 'active' && g.expiresAt !== null ? Math.max(0, Math.round((g.expiresAt - Date.now()) / 1000)) : null,
+    connect: target?.connect ?? null,
+    failure: g.failure,
+  };
+}

@@ -1,0 +1,27 @@
+// Prometheus metrics of the broker, one registry per instance (tests run several in one process).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({ name: 'portcullis_grant_requests_total', help: 'Access requests by outcome', labelNames: ['outcome'], registers: [this.registry] });
+  readonly decisionSeconds = new Histogram({ name: 'portcullis_request_seconds', help: 'Time to answer an access request', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [this.registry] });
+  readonly expiryLagSeconds = new Histogram({ name: 'portcullis_expiry_lag_seconds', help: 'Delay between a grant\'s expiry and its rule being removed', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 30], registers: [this.registry] });
+  readonly auditEvents = new Counter({ name: 'portcullis_audit_events_total', help: 'Audit events written, by type', labelNames: ['type'], registers: [this.registry] });
+  readonly authFailures = new Counter({ name: 'portcullis_auth_failures_total', help: 'Refused credentials, by code', labelNames: ['code'], registers: [this.registry] });
+  readonly grantsByState: Gauge;
+
+  constructor(stateCounts: () => Promise<Record<string, number>>) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' });
+    this.grantsByState = new Gauge({
+      name: 'portcullis_grants',
+      help: 'Grants by state',
+      labelNames: ['state'],
+      registers: [this.registry],
+      async collect() {
+        const counts = await stateCounts();
+        this.reset();
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      },
+    });
+  }
+}
