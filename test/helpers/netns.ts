@@ -1,0 +1,155 @@
+// A two-namespace lab for nft tests: a gateway with a TCP listener on 3389 and a client on a veth
+// pair (IPv4 and IPv6), plus a connect probe that runs inside the client namespace.
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+
+/** Every namespace made here starts with this and carries the creating pid, so leftovers can be told apart. */
+export const NETNS_PREFIX = 'pcnft-';
+
+export const LAB_ADDR = { gw4: '10.77.0.1', client4: '10.77.0.2', gw6: 'fd00:77::1', client6: 'fd00:77::2' } as const;
+
+/** Why namespace tests cannot run here, or undefined when they can. */
+export function netnsUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return 'nft tests need Linux';
+  if (process.getuid?.() !== 0) return 'nft tests need root (network namespaces and nftables)';
+  if (spawnSync('nft', ['--version']).status !== 0) return 'nft (nftables) is not installed';
+  if (spawnSync('ip', ['netns', 'list']).status !== 0) return '`ip netns` (iproute2) is not available';
+  return undefined;
+}
+
+function run(args: string[], input?: string): string {
+  const r = spawnSync(args[0]!, args.slice(1), { input, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${args.join(' ')} failed: ${(r.stderr || r.error?.message || '').trim()}`);
+  return r.stdout;
+}
+
+/** Runs nft inside a namespace (test-side inspection, independent of the adapter under test). */
+export function nftIn(ns: string, args: string[], input?: string): string {
+  return run(['ip', 'netns', 'exec', ns, 'nft', ...args], input);
+}
+
+/** Removes namespaces of earlier runs whose creating process is gone; live runs' namespaces stay. */
+export function removeLeftoverNamespaces(): void {
+  const names = run(['ip', 'netns', 'list'])
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((n) => n.startsWith(NETNS_PREFIX));
+  for (const n of names) {
+    const pid = Number(/^pcnft-(\d+)-/.exec(n)?.[1]);
+    if (Number.isInteger(pid) && alive(pid)) continue;
+    spawnSync('ip', ['netns', 'del', n]);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const LISTENER = `
+const net = require('node:net');
+const s = net.createServer((c) => { c.end('portcullis-lab\\n'); c.on('error', () => {}); });
+s.listen({ port: Number(process.argv[1]), host: '::', ipv6Only: false }, () => console.log('ready'));
+`;
+
+// A long-lived prober in the client namespace: one node start, then one JSON line per connect attempt.
+const PROBER = `
+const net = require('node:net');
+const rl = require('node:readline').createInterface({ input: process.stdin });
+rl.on('line', (line) => {
+  const { id, host, port, timeoutMs } = JSON.parse(line);
+  const s = net.connect({ host, port });
+  let done = false;
+  const finish = (ok) => { if (done) return; done = true; s.destroy(); console.log(JSON.stringify({ id, ok })); };
+  s.setTimeout(timeoutMs, () => finish(false));
+  s.on('connect', () => finish(true));
+  s.on('error', () => finish(false));
+});
+console.log(JSON.stringify({ ready: true }));
+`;
+
+export interface Lab {
+  gw: string;
+  client: string;
+  /** True when a TCP connect from the client namespace to host:port completes within timeoutMs. */
+  connect(host: string, port?: number, timeoutMs?: number): Promise<boolean>;
+  destroy(): Promise<void>;
+}
+
+export async function createLab(ports: number[] = [3389]): Promise<Lab> {
+  removeLeftoverNamespaces();
+  const id = `${NETNS_PREFIX}${process.pid}-${randomBytes(3).toString('hex')}`;
+  const gw = `${id}-gw`;
+  const client = `${id}-cl`;
+  const children: ChildProcessWithoutNullStreams[] = [];
+  const destroy = async () => {
+    for (const c of children) c.kill('SIGKILL');
+    spawnSync('ip', ['netns', 'del', gw]);
+    spawnSync('ip', ['netns', 'del', client]);
+  };
+  try {
+    run(['ip', 'netns', 'add', gw]);
+    run(['ip', 'netns', 'add', client]);
+    // Both ends are created inside the namespaces, so nothing appears in the host's namespace.
+    run(['ip', '-n', gw, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1', 'netns', client]);
+    for (const [ns, dev, a4, a6] of [
+      [gw, 'v0', LAB_ADDR.gw4, LAB_ADDR.gw6],
+      [client, 'v1', LAB_ADDR.client4, LAB_ADDR.client6],
+    ] as const) {
+      run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+      run(['ip', '-n', ns, 'addr', 'add', `${a4}/24`, 'dev', dev]);
+      run(['ip', '-n', ns, '-6', 'addr', 'add', `${a6}/64`, 'dev', dev, 'nodad']);
+      run(['ip', '-n', ns, 'link', 'set', dev, 'up']);
+    }
+    for (const port of ports) {
+      const l = spawn('ip', ['netns', 'exec', gw, process.execPath, '-e', LISTENER, String(port)]);
+      children.push(l);
+      await firstLine(l, 'ready');
+    }
+    const prober = spawn('ip', ['netns', 'exec', client, process.execPath, '-e', PROBER]);
+    children.push(prober);
+    const pending = new Map<number, (ok: boolean) => void>();
+    const lines = createInterface({ input: prober.stdout });
+    await new Promise<void>((resolve, reject) => {
+      prober.once('exit', (code) => reject(new Error(`prober exited (${code})`)));
+      lines.on('line', (line) => {
+        const msg = JSON.parse(line) as { ready?: boolean; id?: number; ok?: boolean };
+        if (msg.ready) resolve();
+        else if (msg.id !== undefined) pending.get(msg.id)?.(Boolean(msg.ok));
+      });
+    });
+    let seq = 0;
+    return {
+      gw,
+      client,
+      destroy,
+      connect(host, port = 3389, timeoutMs = 700) {
+        const n = seq++;
+        return new Promise<boolean>((resolve) => {
+          pending.set(n, (ok) => {
+            pending.delete(n);
+            resolve(ok);
+          });
+          prober.stdin.write(JSON.stringify({ id: n, host, port, timeoutMs }) + '\n');
+        });
+      },
+    };
+  } catch (e) {
+    await destroy();
+    throw e;
+  }
+}
+
+function firstLine(child: ChildProcessWithoutNullStreams, want: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.once('exit', (code) => reject(new Error(`lab process exited (${code}): ${err.trim()}`)));
+    createInterface({ input: child.stdout }).once('line', (l) => (l.trim() === want ? resolve() : reject(new Error(`unexpected: ${l}`))));
+  });
+}
