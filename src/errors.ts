@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'TOKEN_WRONG_AUDIENCE'
   | 'TOKEN_EXPIRED'
   | 'TOKEN_INVALID'
+  | 'LOGIN_FAILED'
   // authorization (403)
   | 'MFA_REQUIRED'
   | 'MFA_TOO_OLD'
@@ -87,6 +88,7 @@ export function httpStatus(code: ErrorCode): number {
     case 'TOKEN_WRONG_AUDIENCE':
     case 'TOKEN_EXPIRED':
     case 'TOKEN_INVALID':
+    case 'LOGIN_FAILED':
       return 401;
     case 'MFA_REQUIRED':
     case 'MFA_TOO_OLD':

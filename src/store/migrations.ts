@@ -53,4 +53,33 @@ export const migrations: Record<string, Migration> = {
 
     },
   },
+  // Web sign-in: server-side sessions (keyed by a hash of the cookie value) and in-flight sign-ins.
+  '0002_sessions': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('sessions')
+        .addColumn('id_hash', 'text', (c) => c.primaryKey())
+        .addColumn('sub', 'text', (c) => c.notNull())
+        .addColumn('principal', 'text', (c) => c.notNull())
+        .addColumn('id_token', 'text')
+        .addColumn('csrf', 'text', (c) => c.notNull())
+        .addColumn('created_at', ms, (c) => c.notNull())
+        .addColumn('last_seen_at', ms, (c) => c.notNull())
+        .addColumn('expires_at', ms, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('sessions_expires').on('sessions').column('expires_at').execute();
+      await db.schema
+        .createTable('login_flows')
+        .addColumn('id_hash', 'text', (c) => c.primaryKey())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('nonce', 'text', (c) => c.notNull())
+        .addColumn('code_verifier', 'text', (c) => c.notNull())
+        .addColumn('return_to', 'text', (c) => c.notNull())
+        .addColumn('stash', 'text')
+        .addColumn('step_up', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', ms, (c) => c.notNull())
+        .addColumn('expires_at', ms, (c) => c.notNull())
+        .execute();
+    },
+  },
 };

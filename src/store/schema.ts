@@ -38,8 +38,35 @@ export interface AuditHeadTable {
   hash: string;
 }
 
+/** A signed-in browser. The cookie holds a random id; only its SHA-256 is stored. */
+export interface SessionsTable {
+  id_hash: string;
+  sub: string;
+  principal: string; // JSON Principal
+  id_token: string | null; // kept only as id_token_hint for RP-initiated logout
+  csrf: string;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number; // absolute limit
+}
+
+/** A sign-in between the redirect to the IdP and the callback: state, nonce, PKCE verifier, what to resume. */
+export interface LoginFlowsTable {
+  id_hash: string;
+  state: string;
+  nonce: string;
+  code_verifier: string;
+  return_to: string;
+  stash: string | null; // JSON of a request to resume after step-up
+  step_up: number;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface Database {
   grants: GrantsTable;
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;
+  sessions: SessionsTable;
+  login_flows: LoginFlowsTable;
 }
