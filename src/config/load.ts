@@ -7,6 +7,7 @@ import { configSchema, type Config } from './schema.ts';
 /** What `npm start` runs with no config: SQLite under ./data, the development IdP, simulated firewalls. */
 export const EMBEDDED_DEFAULT = {
   dev: { embeddedIdp: true },
+  oidc: { clients: { web: { id: 'portcullis-web' }, cli: { id: 'portcullis-cli' } } },
   store: { url: 'sqlite:./data/portcullis.db' },
   audit: { jsonl: './data/audit.jsonl' },
   targets: [

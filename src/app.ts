@@ -1,0 +1,161 @@
+// The composition root: the one place that builds the store, policy, identity, firewalls,
+// broker, reaper and HTTP app from a Config and wires them together.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type express from 'express';
+import { JsonlSink } from './audit/jsonl.ts';
+import { Broker } from './broker/broker.ts';
+import { parseDuration } from './config/duration.ts';
+import type { Config, FirewallConfig, TargetConfig } from './config/schema.ts';
+import { PortcullisError } from './errors.ts';
+import type { FirewallAdapter } from './firewall/port.ts';
+import { buildFirewalls, defaultSimulatedPath } from './firewall/registry.ts';
+import { createHttpApp } from './http/app.ts';
+import { bearerAuthn, type Authn } from './http/authn.ts';
+import type { TokenVerifier } from './identity/port.ts';
+import { createTokenVerifier } from './identity/tokens.ts';
+import { createLogger, errorFields, type Logger } from './log.ts';
+import { Metrics } from './metrics.ts';
+import { loadPolicyEngine, type CedarPolicyEngine } from './policy/cedar.ts';
+import { Reaper } from './reaper/reaper.ts';
+import { openDb } from './store/db.ts';
+import { Store } from './store/store.ts';
+
+export interface PortcullisOptions {
+  log?: Logger;
+  clock?: () => number;
+  /** Tests: build some firewall kinds by other means (e.g. a memory twin they can inspect). */
+  firewallFactories?: Partial<Record<FirewallConfig['kind'], (cfg: FirewallConfig, target: TargetConfig) => FirewallAdapter>>;
+  /** Tests: verify credentials by other means. */
+  verifier?: TokenVerifier;
+}
+
+export interface Portcullis {
+  config: Config;
+  store: Store;
+  broker: Broker;
+  reaper: Reaper;
+  policy: CedarPolicyEngine;
+  firewalls: Map<string, FirewallAdapter>;
+  metrics: Metrics;
+  http: express.Express;
+  /** Listens on server.listen (port 0 picks a free one), recovers and arms the reaper. */
+  start(): Promise<{ url: string; issuer: string }>;
+  stop(): Promise<void>;
+}
+
+export async function createPortcullis(config: Config, opts: PortcullisOptions = {}): Promise<Portcullis> {
+  const log = opts.log ?? createLogger();
+  const db = await openDb(config.store.url);
+  const store = new Store(db, opts.clock);
+  const closers: (() => Promise<void>)[] = [() => db.close()];
+  try {
+    if (config.audit.jsonl) {
+      const sink = new JsonlSink(config.audit.jsonl);
+      const caught = await sink.catchUp(store);
+      if (caught) log.warn('audit: appended events the JSONL file was missing', { count: caught });
+      store.onAudit((events) => sink.write(events));
+    }
+
+    const policy = loadPolicyEngine({ dir: config.policy.dir, timeZone: config.policy.timeZone });
+    const firewalls = buildFirewalls(config.targets, {
+      simulatedPath: defaultSimulatedPath(config.store.url),
+      factories: opts.firewallFactories,
+    });
+    for (const fw of new Set(firewalls.values())) if (fw.shutdown) closers.push(() => fw.shutdown!());
+
+    const metrics = new Metrics(() => store.countByState());
+    store.onAudit((events) => {
+      for (const e of events) metrics.auditEvents.inc({ type: e.type });
+    });
+
+    const seconds = (d: string) => parseDuration(d)!;
+    const broker = new Broker({
+      store,
+      policy: () => policy,
+      firewalls,
+      targets: config.targets,
+      log,
+      clock: opts.clock,
+      limits: {
+        minDurationSeconds: seconds(config.grants.minDuration),
+        maxDurationSeconds: seconds(config.grants.maxDuration),
+        pendingTimeoutSeconds: seconds(config.grants.pendingTimeout),
+        reasonPattern: config.grants.reasonPattern === undefined ? undefined : new RegExp(config.grants.reasonPattern, 'u'),
+        maxActivePerUser: config.grants.maxActivePerUser,
+        maxSource: config.policy.maxSourcePrefix,
+        mfaMaxAgeSeconds: seconds(config.oidc.mfa.maxAge),
+        timeZone: config.policy.timeZone,
+      },
+    });
+    const reaper = new Reaper(broker, {
+      sweep: config.reaper.sweep,
+      log,
+      clock: opts.clock,
+      onLag: (ms) => metrics.expiryLagSeconds.observe(ms / 1000),
+    });
+
+    // The verifier needs the issuer, which for the embedded IdP is known only once we listen.
+    let verifier: TokenVerifier | undefined = opts.verifier;
+    const authn: Authn = {
+      principal: (req) => {
+        if (!verifier) throw new PortcullisError('IDP_UNAVAILABLE', 'the broker is still starting');
+        return bearerAuthn(verifier).principal(req);
+      },
+    };
+    const http = createHttpApp({
+      broker,
+      store,
+      authn,
+      firewalls,
+      metrics,
+      log,
+      trustProxy: config.server.trustProxy,
+      cliClientId: config.oidc.clients.cli?.id,
+      ready: async () => ({ policy: { ok: true, detail: `${policy.describe().length} policies (generation ${policy.generation})` } }),
+    });
+
+    let server: Server | undefined;
+    const app: Portcullis = {
+      config,
+      store,
+      broker,
+      reaper,
+      policy,
+      firewalls,
+      metrics,
+      http,
+      async start() {
+        const [host, port] = splitListen(config.server.listen);
+        server = createServer(http);
+        await new Promise<void>((resolve, reject) => {
+          server!.once('error', reject);
+          server!.listen(port, host, () => resolve());
+        });
+        const addr = server.address() as AddressInfo;
+        const url = config.server.publicUrl ?? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+        const issuer = config.oidc.issuer ?? `${url}/idp`;
+        verifier ??= createTokenVerifier({ ...config.oidc, issuer });
+        await reaper.start(() => store.grantsInStates(['active']));
+        return { url, issuer };
+      },
+      async stop() {
+        await reaper.stop();
+        if (server) {
+          server.closeAllConnections();
+          await new Promise<void>((resolve) => server!.close(() => resolve()));
+        }
+        for (const c of closers.reverse()) await c().catch((e) => log.warn('shutdown step failed', errorFields(e)));
+      },
+    };
+    return app;
+  } catch (e) {
+    for (const c of closers.reverse()) await c().catch(() => {});
+    throw e;
+  }
+}
+
+function splitListen(listen: string): [string, number] {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(listen)!;
+  return [m[1]!, Number(m[2])];
+}

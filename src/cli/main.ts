@@ -1,0 +1,12 @@
+// The `portcullis` command: one commander program; each command group registers itself.
+import { Command } from 'commander';
+import { registerServeCommand, reportFatal } from './serve.ts';
+
+const program = new Command('portcullis')
+  .description('Just-in-time port opening: RDP stays closed until one person, from one address, needs it.')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+registerServeCommand(program);
+
+program.parseAsync(process.argv).catch(reportFatal);
