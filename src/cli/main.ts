@@ -1,6 +1,7 @@
 // The `portcullis` command: one commander program; each command group registers itself.
 import { Command } from 'commander';
 import { registerServeCommand, reportFatal } from './serve.ts';
+import { registerPolicyCommands } from './policy.ts';
 
 const program = new Command('portcullis')
   .description('Just-in-time port opening: RDP stays closed until one person, from one address, needs it.')
@@ -8,5 +9,6 @@ const program = new Command('portcullis')
   .showHelpAfterError();
 
 registerServeCommand(program);
+registerPolicyCommands(program);
 
 program.parseAsync(process.argv).catch(reportFatal);

@@ -1,0 +1,51 @@
+// "How long may I ask for?": evaluates candidate durations against the policies, per target,
+// so the UI and CLI can say "up to 2 h now, up to 8 h with approval" before anyone asks.
+import type { PolicyEngine, PolicyQuery } from './port.ts';
+
+export interface DurationLimit {
+  /** Longest candidate for which OpenPort or RequestPort is permitted; 0 when none is. */
+  minutes: number;
+  /** True when that longest duration needs an approver (only RequestPort permits it). */
+  approval: boolean;
+  /** Longest candidate that opens at once; 0 when nothing does. */
+  immediateMinutes: number;
+  /** Policies that permitted `minutes`. */
+  policyIds: string[];
+}
+
+export const BASE_CANDIDATES = [5, 15, 30, 60, 120, 240, 480] as const;
+
+/** The candidates up to `capMinutes` (grants.maxDuration): the base list, doublings, the cap. */
+export function candidateDurations(capMinutes: number, minMinutes = 1): number[] {
+  const out = new Set<number>(BASE_CANDIDATES.filter((m) => m <= capMinutes));
+  for (let m = 960; m < capMinutes; m *= 2) out.add(m);
+  out.add(Math.floor(capMinutes));
+  return [...out].filter((m) => m >= minMinutes && m > 0).sort((a, b) => a - b);
+}
+
+/**
+ * Every candidate is evaluated rather than bisected: policies need not be monotonic in the
+ * duration (a rule may permit exactly 30 minutes), and a decision costs microseconds.
+ */
+export function maxDuration(
+  engine: PolicyEngine,
+  query: Omit<PolicyQuery, 'action'>,
+  options: { capMinutes?: number; minMinutes?: number; candidates?: number[] } = {},
+): DurationLimit {
+  const candidates = options.candidates ?? candidateDurations(options.capMinutes ?? 480, options.minMinutes);
+  const limit: DurationLimit = { minutes: 0, approval: false, immediateMinutes: 0, policyIds: [] };
+  for (const durationMinutes of candidates) {
+    const q = { ...query, context: { ...query.context, durationMinutes } };
+    const open = engine.decide({ ...q, action: 'OpenPort' });
+    if (open.allowed) {
+      limit.immediateMinutes = Math.max(limit.immediateMinutes, durationMinutes);
+      if (durationMinutes >= limit.minutes) Object.assign(limit, { minutes: durationMinutes, approval: false, policyIds: open.policyIds });
+      continue;
+    }
+    const ask = engine.decide({ ...q, action: 'RequestPort' });
+    if (ask.allowed && durationMinutes >= limit.minutes) {
+      Object.assign(limit, { minutes: durationMinutes, approval: true, policyIds: ask.policyIds });
+    }
+  }
+  return limit;
+}
