@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { TargetConfig } from '../config/schema.ts';
 import { PortcullisError, isPortcullisError } from '../errors.ts';
 import type { FirewallAdapter } from '../firewall/port.ts';
+import { failpoint } from '../failpoints.ts';
 import { errorFields, type Logger } from '../log.ts';
 import type { PolicyDecision, PolicyEngine, PolicyQuery } from '../policy/port.ts';
 import type { Store } from '../store/store.ts';
@@ -167,6 +168,7 @@ export class Broker {
       return true;
     });
     if (!moved) throw new PortcullisError('INVALID_STATE', `grant ${id} is no longer approved`);
+    failpoint('after-open-intent');
 
     let ref: string;
     try {
@@ -175,6 +177,7 @@ export class Broker {
       await this.openFailed(grant, fw, e);
       throw isPortcullisError(e) ? e : new PortcullisError('FIREWALL_UNAVAILABLE', `the firewall for ${grant.targetId} did not open the rule`, { cause: e });
     }
+    failpoint('after-firewall-open');
     const activatedAt = this.clock();
     const active = await this.store.write(async (w) => {
       if (!(await w.transition(id, 'opening', 'active', { ruleRef: ref, activatedAt }))) return undefined;
@@ -260,6 +263,7 @@ export class Broker {
       }
       return mine;
     });
+    if (claimed.length) failpoint('after-close-intent');
     await this.finishClosing(claimed, actor);
   }
 
@@ -279,6 +283,7 @@ export class Broker {
         const toClose = refs.filter((r) => !shared.has(r));
         try {
           if (toClose.length) await fw.close(toClose);
+          failpoint('after-firewall-close');
         } catch (e) {
           errors.push(e);
           this.deps.log.warn('rule close failed; will retry', { backend: fw.scope, count: toClose.length, ...errorFields(e) });
