@@ -43,6 +43,8 @@ export interface Ec2Endpoint {
   /** The next `n` requests (for `action`, or any) fail with the given EC2 error. */
   failNext(n: number, error: { code: string; status: number; message?: string }, action?: string): void;
   resetLog(): void;
+  /** Drops throttles and failures not yet used up. */
+  resetInjections(): void;
   close(): Promise<void>;
 }
 
@@ -128,6 +130,9 @@ export async function startEc2Endpoint(options: Ec2EndpointOptions = {}): Promis
     },
     resetLog() {
       log.length = 0;
+    },
+    resetInjections() {
+      injections.length = 0;
     },
     close: () =>
       new Promise<void>((resolve, reject) => {
