@@ -1,0 +1,279 @@
+// The nftables adapter against real nft in namespaces the test creates: TCP from a client namespace
+// to a listener on 3389 fails before a grant, works during it, and fails after the kernel expires it.
+import { describe, it, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createNftablesAdapter, type NftablesAdapter } from '../../src/firewall/nftables.ts';
+import type { RuleSpec } from '../../src/firewall/port.ts';
+import type { GrantId } from '../../src/broker/types.ts';
+import { requireOrSkip } from '../helpers/env.ts';
+import { createLab, LAB_ADDR, netnsUnavailable, nftIn, type Lab } from '../helpers/netns.ts';
+
+const unavailable = netnsUnavailable();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const spec = (grantId: string, source: string, ms: number, port = 3389): RuleSpec => ({
+  grantId: grantId as GrantId,
+  targetId: 'lab-gw',
+  source,
+  port,
+  protocol: 'tcp',
+  expiresAt: Date.now() + ms,
+});
+
+interface JsonElem {
+  elem: { val: { concat: unknown[] }; timeout?: number; expires?: number; comment?: string };
+}
+function elements(lab: Lab, set: string, table = 'portcullis'): JsonElem[] {
+  const doc = JSON.parse(nftIn(lab.gw, ['-j', 'list', 'set', 'inet', table, set])) as { nftables: { set?: { elem?: JsonElem[] } }[] };
+  return doc.nftables.find((i) => i.set)?.set?.elem ?? [];
+}
+
+describe('nftables adapter in network namespaces', { concurrency: false }, () => {
+  let lab: Lab | undefined;
+  let fw: NftablesAdapter;
+
+  beforeEach(async () => {
+    if (unavailable) return;
+    lab = await createLab();
+    fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: lab.gw });
+  });
+  afterEach(async () => {
+    await lab?.destroy();
+    lab = undefined;
+  });
+  const ready = (t: Parameters<typeof requireOrSkip>[0]) => requireOrSkip(t, unavailable === undefined, unavailable ?? '');
+
+  for (const [family, src, dst] of [
+    ['IPv4', `${LAB_ADDR.client4}/32`, LAB_ADDR.gw4],
+    ['IPv6', `${LAB_ADDR.client6}/128`, LAB_ADDR.gw6],
+  ] as const) {
+    it(`${family}: connect fails before the grant, succeeds during it, fails after kernel expiry`, async (t) => {
+      if (!ready(t)) return;
+      assert.equal(await lab!.connect(dst), true, 'the listener is reachable before any firewall (lab sanity)');
+      await fw.init();
+      assert.equal(await lab!.connect(dst), false, 'baseline drops 3389');
+      const rule = spec('g-exp-' + family, src, 2500);
+      await fw.open(rule);
+      assert.equal(await lab!.connect(dst), true, 'open during the grant');
+      await sleep(rule.expiresAt - Date.now() + 300);
+      // No close() call: the kernel removed the element on its own.
+      assert.equal(await lab!.connect(dst), false, 'closed after expiry');
+      assert.deepEqual(await fw.list(), []);
+    });
+  }
+
+  it('writes one element whose comment names the grant and whose kernel timeout is the remaining time', async (t) => {
+    if (!ready(t)) return;
+    const rule = spec('g-comment', `${LAB_ADDR.client4}/32`, 60_000);
+    const ref = await fw.open(rule);
+    const els = elements(lab!, 'g4_0');
+    assert.equal(els.length, 1);
+    const e = els[0]!.elem;
+    assert.equal(e.comment, `portcullis grant=g-comment exp=${rule.expiresAt}`);
+    assert.ok(e.timeout !== undefined && e.timeout >= 58 && e.timeout <= 60, `timeout ${e.timeout}s`);
+    assert.deepEqual(e.val.concat, [LAB_ADDR.client4, { prefix: { addr: '0.0.0.0', len: 0 } }, 3389]);
+    const listed = await fw.list();
+    assert.deepEqual(listed, [{ ref, grantIds: ['g-comment'], source: `${LAB_ADDR.client4}/32`, port: 3389, expiresAt: rule.expiresAt }]);
+  });
+
+  it('open is idempotent per grant id: a retry returns the same ref and adds nothing', async (t) => {
+    if (!ready(t)) return;
+    const rule = spec('g-idem', `${LAB_ADDR.client4}/32`, 60_000);
+    const a = await fw.open(rule);
+    const b = await fw.open({ ...rule });
+    assert.equal(a, b);
+    assert.equal((await fw.list()).length, 1);
+  });
+
+  it('two live grants for the same source and port hold separate elements; closing one keeps the other', async (t) => {
+    if (!ready(t)) return;
+    const a = await fw.open(spec('g-a', `${LAB_ADDR.client4}/32`, 60_000));
+    const b = await fw.open(spec('g-b', `${LAB_ADDR.client4}/32`, 60_000));
+    assert.notEqual(a, b);
+    await fw.close([a]);
+    assert.deepEqual((await fw.list()).map((r) => r.grantIds), [['g-b']]);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), true, 'the other grant still admits the source');
+    await fw.close([b]);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), false);
+  });
+
+  it('close removes many elements in one nft transaction, IPv4 and IPv6 together', async (t) => {
+    if (!ready(t)) return;
+    const refs = [
+      await fw.open(spec('g-1', `${LAB_ADDR.client4}/32`, 60_000)),
+      await fw.open(spec('g-2', '192.0.2.7/32', 60_000)),
+      await fw.open(spec('g-3', '192.0.2.64/26', 60_000)),
+      await fw.open(spec('g-4', `${LAB_ADDR.client6}/128`, 60_000)),
+      await fw.open(spec('g-5', '2001:db8::/64', 60_000)),
+    ];
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), true);
+    const writes = fw.calls.write;
+    await fw.close(refs);
+    assert.equal(fw.calls.write - writes, 1, 'one nft -f run, i.e. one transaction');
+    assert.deepEqual(await fw.list(), []);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), false);
+    assert.equal(await lab!.connect(LAB_ADDR.gw6), false);
+  });
+
+  it('close of elements already gone (kernel-expired or deleted by hand) succeeds and removes the rest', async (t) => {
+    if (!ready(t)) return;
+    const gone = await fw.open(spec('g-gone', '192.0.2.9/32', 60_000));
+    const expired = await fw.open(spec('g-short', '192.0.2.10/32', 1000));
+    const live = await fw.open(spec('g-live', `${LAB_ADDR.client4}/32`, 60_000));
+    nftIn(lab!.gw, ['delete', 'element', 'inet', 'portcullis', 'g4_0', '{ 192.0.2.9 . 0.0.0.0/0 . 3389 }']);
+    await sleep(1300);
+    await fw.close([gone, expired, live]);
+    assert.deepEqual(await fw.list(), []);
+    await fw.close([gone, expired, live]);
+  });
+
+  it('close never removes another grant that now holds the same key', async (t) => {
+    if (!ready(t)) return;
+    const old = await fw.open(spec('g-old', `${LAB_ADDR.client4}/32`, 60_000));
+    await fw.close([old]);
+    const fresh = await fw.open(spec('g-new', `${LAB_ADDR.client4}/32`, 60_000));
+    assert.equal(old.split(',')[0], fresh.split(',')[0], 'same set and key, different grant');
+    await fw.close([old]);
+    assert.deepEqual((await fw.list()).map((r) => r.grantIds), [['g-new']]);
+  });
+
+  it('reconcile: an orphan element (unknown grant, or no comment) is listed and close removes it', async (t) => {
+    if (!ready(t)) return;
+    await fw.init();
+    const exp = Date.now() + 60_000;
+    nftIn(lab!.gw, ['-f', '-'], `add element inet portcullis g4_0 { ${LAB_ADDR.client4} . 0.0.0.0/0 . 3389 timeout 60s comment "portcullis grant=orphan-1 exp=${exp}" }\n` +
+      'add element inet portcullis g6_2 { 2001:db8::5 . ::/0 . 3389 timeout 60s }\n');
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), true);
+    const listed = await fw.list();
+    const byGrant = listed.find((r) => r.grantIds[0] === 'orphan-1');
+    const bare = listed.find((r) => r.grantIds.length === 0);
+    assert.deepEqual(byGrant && { source: byGrant.source, port: byGrant.port, expiresAt: byGrant.expiresAt }, { source: `${LAB_ADDR.client4}/32`, port: 3389, expiresAt: exp });
+    assert.equal(bare?.source, '2001:db8::5/128');
+    await fw.close(listed.map((r) => r.ref));
+    assert.deepEqual(await fw.list(), []);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), false);
+  });
+
+  it('reconcile: an element deleted by hand is not in list()', async (t) => {
+    if (!ready(t)) return;
+    await fw.open(spec('g-keep', '192.0.2.20/32', 60_000));
+    const ref = await fw.open(spec('g-vanish', `${LAB_ADDR.client4}/32`, 60_000));
+    nftIn(lab!.gw, ['delete', 'element', 'inet', 'portcullis', ref.split(',')[0]!, `{ ${LAB_ADDR.client4} . 0.0.0.0/0 . 3389 }`]);
+    assert.deepEqual((await fw.list()).map((r) => r.grantIds[0]), ['g-keep']);
+  });
+
+  it('never touches other tables: a foreign table is byte-identical after every operation', async (t) => {
+    if (!ready(t)) return;
+    nftIn(lab!.gw, ['-f', '-'], [
+      'table inet othertable {',
+      '  set admins { type ipv4_addr; elements = { 198.51.100.1, 198.51.100.2 } }',
+      '  chain input { type filter hook input priority 0; policy accept;',
+      '    tcp dport 3389 accept',
+      '    ip saddr @admins tcp dport { 22, 3389 } accept comment "admins"',
+      '    tcp dport 8080 accept',
+      '  }',
+      '}',
+      'table ip legacy {',
+      '  chain forward { type filter hook forward priority 0; policy accept;',
+      '    ip saddr 203.0.113.0/24 tcp dport 3000-4000 accept',
+      '  }',
+      '}',
+      '',
+    ].join('\n'));
+    const snap = () => nftIn(lab!.gw, ['list', 'table', 'inet', 'othertable']) + nftIn(lab!.gw, ['list', 'table', 'ip', 'legacy']);
+    const before = snap();
+    await fw.init();
+    // A foreign accept does not override our drop: in nftables only drop is final across tables.
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), false);
+    const ref = await fw.open(spec('g-x', `${LAB_ADDR.client4}/32`, 60_000));
+    await fw.list();
+    const found = await fw.scanExposure([3389]);
+    assert.deepEqual(
+      found.map((e) => [e.ref.replace(/handle \d+/, 'handle N'), e.source, e.why]).sort(),
+      [
+        ['rule:inet/othertable/input/handle N', 'any', 'world'],
+        ['rule:inet/othertable/input/handle N', 'set @admins', 'unmanaged'],
+        ['rule:ip/legacy/forward/handle N', '203.0.113.0/24', 'unmanaged'],
+      ],
+    );
+    await assert.rejects(fw.fixExposure(found), (e: { code?: string }) => e.code === 'FORBIDDEN');
+    await fw.close([ref]);
+    assert.equal(snap(), before);
+  });
+
+  it('exposure scan reports a world-wide element in our own table, and fixExposure removes it', async (t) => {
+    if (!ready(t)) return;
+    await fw.init();
+    nftIn(lab!.gw, ['-f', '-'], 'add element inet portcullis g4_1 { 0.0.0.0/0 . 0.0.0.0/0 . 3389 timeout 60s comment "hand-made" }\n');
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), true);
+    const found = await fw.scanExposure([3389]);
+    assert.deepEqual(found.map((e) => [e.source, e.why]), [['0.0.0.0/0', 'world']]);
+    await fw.fixExposure(found);
+    assert.deepEqual(await fw.scanExposure([3389]), []);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), false);
+  });
+
+  it('check() reports whether the table is present', async (t) => {
+    if (!ready(t)) return;
+    assert.equal((await fw.check()).ok, false);
+    await fw.init();
+    const h = await fw.check();
+    assert.equal(h.ok, true, h.detail);
+    nftIn(lab!.gw, ['delete', 'table', 'inet', 'portcullis']);
+    assert.match((await fw.check()).detail, /missing/);
+  });
+
+  it('rebuilds the baseline when someone deleted the table, then opens', async (t) => {
+    if (!ready(t)) return;
+    await fw.init();
+    nftIn(lab!.gw, ['delete', 'table', 'inet', 'portcullis']);
+    await fw.open(spec('g-rebuild', `${LAB_ADDR.client4}/32`, 60_000));
+    assert.equal((await fw.list()).length, 1);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), true);
+  });
+
+  it('with a destination, guards only that address and refuses a source of the other family', async (t) => {
+    if (!ready(t)) return;
+    const d = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: lab!.gw, destination: LAB_ADDR.gw4 });
+    await d.init();
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), false);
+    assert.equal(await lab!.connect(LAB_ADDR.gw6), true, 'the IPv6 address is not the guarded destination');
+    await assert.rejects(d.open(spec('g-v6', `${LAB_ADDR.client6}/128`, 60_000)), (e: { code?: string }) => e.code === 'INVALID_SOURCE_IP');
+    await d.open(spec('g-v4', `${LAB_ADDR.client4}/32`, 60_000));
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), true);
+  });
+
+  it('a missing namespace is FIREWALL_UNAVAILABLE, not an empty table', async (t) => {
+    if (!ready(t)) return;
+    const ghost = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: 'pcnft-does-not-exist' });
+    await assert.rejects(ghost.list(), (e: { code?: string }) => e.code === 'FIREWALL_UNAVAILABLE');
+    assert.equal((await ghost.check()).ok, false);
+  });
+
+  it('kernel expiry holds when the process that opened the grant is SIGKILLed', async (t) => {
+    if (!ready(t)) return;
+    const adapterUrl = new URL('../../src/firewall/nftables.ts', import.meta.url).href;
+    const expiresAt = Date.now() + 3000;
+    const code = `
+      const { createNftablesAdapter } = await import(${JSON.stringify(adapterUrl)});
+      const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: ${JSON.stringify(lab!.gw)} });
+      const ref = await fw.open({ grantId: 'g-killed', targetId: 'lab-gw', source: '${LAB_ADDR.client4}/32', port: 3389, protocol: 'tcp', expiresAt: ${expiresAt} });
+      console.log(ref);
+      setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const ref = await new Promise<string>((resolve, reject) => {
+      child.stdout.once('data', (c: Buffer) => resolve(c.toString().trim()));
+      child.once('exit', (c) => reject(new Error(`opener exited early (${c})`)));
+    });
+    assert.match(ref, /^g4_0,.*,g-killed$/);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), true, 'open while its opener is dead');
+    await sleep(expiresAt - Date.now() + 300);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), false, 'the kernel closed it at expiry');
+  });
+});
