@@ -1,0 +1,184 @@
+// The store contract, run on SQLite and on a real PostgreSQL server: CAS transitions, queries, the audit chain.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
+import { newGrantId } from '../../src/broker/broker.ts';
+import type { Grant, GrantId, TargetId, UserId } from '../../src/broker/types.ts';
+import { openDb, type Db } from '../../src/store/db.ts';
+import { Store } from '../../src/store/store.ts';
+import { requireOrSkip } from '../helpers/env.ts';
+import { tempDir } from '../helpers/broker.ts';
+import { postgresUnavailable, startPostgres, type Postgres } from '../helpers/postgres.ts';
+
+function grant(over: Partial<Grant> = {}): Grant {
+  const now = Date.now();
+  return {
+    id: newGrantId(),
+    targetId: 'lab-pc' as TargetId,
+    port: 3389,
+    source: '198.51.100.7/32',
+    requester: 'alice' as UserId,
+    requesterEmail: 'alice@example.test',
+    reason: 'T-1',
+    durationSeconds: 600,
+    channel: 'api',
+    state: 'approved',
+    closeReason: null,
+    policyIds: ['p1'],
+    ruleRef: null,
+    createdAt: now,
+    updatedAt: now,
+    activatedAt: null,
+    expiresAt: null,
+    closedAt: null,
+    failure: null,
+    ...over,
+  };
+}
+
+function storeSuite(name: string, open: () => Promise<{ db: Db; cleanup: () => Promise<void> }>, unavailable?: () => string | undefined) {
+  describe(`store on ${name}`, () => {
+    let db: Db;
+    let store: Store;
+    let cleanup: (() => Promise<void>) | undefined;
+    let skipped: string | undefined;
+
+    before(async () => {
+      skipped = unavailable?.();
+      if (skipped) return;
+      const o = await open();
+      db = o.db;
+      cleanup = o.cleanup;
+      store = new Store(db);
+    });
+    after(async () => {
+      await cleanup?.();
+    });
+    const it = (title: string, fn: () => Promise<void>) =>
+      test(title, async (t) => {
+        if (!requireOrSkip(t, !skipped, skipped ?? '')) return;
+        await fn();
+      });
+
+    it('migrations are idempotent: opening an existing store again changes nothing', async () => {
+      const tables = await db.kysely.introspection.getTables();
+      assert.ok(tables.some((t) => t.name === 'grants'));
+      assert.ok(tables.some((t) => t.name === 'audit_events'));
+    });
+
+    it('inserts and reads a grant with every field intact', async () => {
+      const g = grant({ source: '2001:db8::1/128', policyIds: ['a', 'b'], expiresAt: Date.now() + 1234 });
+      await store.write((w) => w.insertGrant(g));
+      assert.deepEqual(await store.getGrant(g.id), g);
+    });
+
+    it('a compare-and-swap transition succeeds once; a racing one loses', async () => {
+      const g = grant();
+      await store.write((w) => w.insertGrant(g));
+      const results = await Promise.all(
+        Array.from({ length: 8 }, () => store.write((w) => w.transition(g.id, 'approved', 'opening', { expiresAt: 42 }))),
+      );
+      assert.equal(results.filter(Boolean).length, 1);
+      const after = await store.getGrant(g.id);
+      assert.equal(after!.state, 'opening');
+      assert.equal(after!.expiresAt, 42);
+      assert.equal(await store.write((w) => w.transition(g.id, 'approved', 'failed')), false);
+    });
+
+    it('a failed transaction leaves neither the state change nor its audit event', async () => {
+      const g = grant();
+      await store.write((w) => w.insertGrant(g));
+      const head = (await store.verifyAudit()).lastSeq;
+      await assert.rejects(
+        store.write(async (w) => {
+          await w.transition(g.id, 'approved', 'opening');
+          await w.audit({ type: 'rule.opening', actor: 'x', grant: g.id });
+          throw new Error('boom');
+        }),
+        (e: { code?: string }) => e.code === 'STORE_UNAVAILABLE',
+      );
+      assert.equal((await store.getGrant(g.id))!.state, 'approved');
+      assert.equal((await store.verifyAudit()).lastSeq, head);
+    });
+
+    it('finds due, live and shared grants', async () => {
+      const now = Date.now();
+      const due = grant({ state: 'active', expiresAt: now - 1, ruleRef: 'r-shared' });
+      const later = grant({ state: 'active', expiresAt: now + 60_000, ruleRef: 'r-shared' });
+      const closed = grant({ state: 'closed', expiresAt: now - 1, ruleRef: 'r-old' });
+      await store.write(async (w) => {
+        for (const g of [due, later, closed]) await w.insertGrant(g);
+      });
+      const dueIds = (await store.dueForExpiry(now)).map((g) => g.id);
+      assert.ok(dueIds.includes(due.id));
+      assert.ok(!dueIds.includes(later.id) && !dueIds.includes(closed.id));
+      assert.deepEqual([...(await store.refsHeldByOthers(['r-shared', 'r-old'], [due.id]))], ['r-shared']);
+      assert.deepEqual([...(await store.refsHeldByOthers(['r-shared'], [due.id, later.id]))], []);
+      const live = await store.grantsInStates(['active'], { targetIds: ['lab-pc'] });
+      assert.ok(live.some((g) => g.id === later.id));
+      assert.ok((await store.countLiveForUser('alice' as UserId)) >= 2);
+    });
+
+    it('appends audit events as a hash chain that verifies, also under concurrent writers', async () => {
+      await Promise.all(Array.from({ length: 40 }, (_, i) => store.audit({ type: 'test.event', actor: `u${i}`, detail: { i } })));
+      const v = await store.verifyAudit();
+      assert.equal(v.ok, true, JSON.stringify(v.broken));
+      assert.equal(v.lastSeq, v.headSeq);
+      const seqs = (await store.auditEvents({ limit: 10_000 })).map((e) => e.seq);
+      assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1));
+    });
+
+    it('names the first broken link when an event is altered, and notices removed tail events', async () => {
+      const a = await store.audit({ type: 'test.a', actor: 'x', reason: 'original' });
+      await store.audit({ type: 'test.b', actor: 'x' });
+      const original = (await db.kysely.selectFrom('audit_events').select('body').where('seq', '=', a.seq).executeTakeFirstOrThrow()).body;
+      await db.kysely.updateTable('audit_events').set({ body: original.replace('original', 'forged') }).where('seq', '=', a.seq).execute();
+      let v = await store.verifyAudit();
+      assert.equal(v.ok, false);
+      assert.equal(v.broken!.seq, a.seq);
+      assert.match(v.broken!.problem, /hash/);
+      await db.kysely.updateTable('audit_events').set({ body: original }).where('seq', '=', a.seq).execute();
+      assert.equal((await store.verifyAudit()).ok, true);
+
+      const last = (await store.verifyAudit()).lastSeq;
+      await db.kysely.deleteFrom('audit_events').where('seq', '=', last).execute();
+      v = await store.verifyAudit();
+      assert.equal(v.ok, false);
+      assert.match(v.broken!.problem, /removed/);
+      await sql`select 1`.execute(db.kysely);
+    });
+
+    it('lists a requester\'s grants newest first', async () => {
+      const bob = 'bob' as UserId;
+      const g1 = grant({ requester: bob, createdAt: 1000 });
+      const g2 = grant({ requester: bob, createdAt: 2000 });
+      await store.write(async (w) => {
+        await w.insertGrant(g1);
+        await w.insertGrant(g2);
+      });
+      assert.deepEqual((await store.listGrants({ requester: bob })).map((g) => g.id), [g2.id, g1.id]);
+      assert.equal(await store.getGrant('g_nope' as GrantId), undefined);
+    });
+  });
+}
+
+storeSuite('SQLite', async () => {
+  const tmp = tempDir();
+  const url = `sqlite:${join(tmp.dir, 'store.db')}`;
+  (await openDb(url)).close();
+  const db = await openDb(url);
+  return { db, cleanup: async () => { await db.close(); tmp.cleanup(); } };
+});
+
+let pg: Postgres | undefined;
+storeSuite(
+  'PostgreSQL',
+  async () => {
+    pg = await startPostgres();
+    (await openDb(pg.url)).close();
+    const db = await openDb(pg.url);
+    return { db, cleanup: async () => { await db.close(); await pg!.stop(); } };
+  },
+  postgresUnavailable,
+);
