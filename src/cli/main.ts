@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerServeCommand, reportFatal } from './serve.ts';
 import { registerPolicyCommands } from './policy.ts';
+import { registerExposureCommand } from './exposure.ts';
 
 const program = new Command('portcullis')
   .description('Just-in-time port opening: RDP stays closed until one person, from one address, needs it.')
@@ -10,5 +11,6 @@ const program = new Command('portcullis')
 
 registerServeCommand(program);
 registerPolicyCommands(program);
+registerExposureCommand(program);
 
 program.parseAsync(process.argv).catch(reportFatal);

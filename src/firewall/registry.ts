@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import type { FirewallConfig, TargetConfig } from '../config/schema.ts';
 import { PortcullisError } from '../errors.ts';
+import { createAwsAdapter } from './aws-sg.ts';
 import { createMemoryAdapter } from './memory.ts';
 import type { FirewallAdapter } from './port.ts';
 import { createSimulatedAdapter } from './simulated.ts';
@@ -50,6 +51,8 @@ function create(t: TargetConfig, opts: RegistryOptions): FirewallAdapter {
       return createSimulatedAdapter(opts.simulatedPath, t.id);
     case 'memory':
       return createMemoryAdapter(`memory:${t.id}`);
+    case 'aws-security-group':
+      return createAwsAdapter(t.firewall);
     default:
       throw new PortcullisError('CONFIG_INVALID', `targets.${t.id}.firewall.kind "${t.firewall.kind}" is not available in this build`, { field: 'targets' });
   }
