@@ -47,9 +47,9 @@ interface Out {
 
 /** policy.dir / policy.timeZone: from --dir, else a config file if one is named, else defaults. */
 function resolve(opts: DirOptions): { dir: string; timeZone: string } {
-  const path = opts.config ?? process.env.PORTCULLIS_CONFIG;
-  // The embedded default config needs nothing from the environment, but loading it would
-  // still be pointless work; only a named file can say something about policies.
+  // An explicit --dir needs no config (fixtures carry their own time zone), so a broken or
+  // absent $PORTCULLIS_CONFIG does not stop a policy author; an explicit --config is still read.
+  const path = opts.config ?? (opts.dir === undefined ? process.env.PORTCULLIS_CONFIG || undefined : undefined);
   const config = path === undefined ? undefined : loadConfig({ path });
   return { dir: opts.dir ?? config?.policy.dir ?? './policies', timeZone: config?.policy.timeZone ?? 'UTC' };
 }
