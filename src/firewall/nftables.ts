@@ -72,6 +72,8 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
   async open(rule: RuleSpec): Promise<string> {
     assertGrantId(rule.grantId);
     const src = parseCidr(rule.source);
+    // Invariant 2 is the core's job; the adapter still refuses the whole internet on its own.
+    if (src.prefix === 0) throw new PortcullisError('SOURCE_TOO_WIDE', `nftables: ${cidrText(src)} would admit everyone`, { field: 'sourceIp' });
     assertPort(rule.port);
     if (!this.ports.includes(rule.port)) {
       throw new PortcullisError('INVALID_PORT', `nftables: port ${rule.port} is not guarded by ${this.scope} (guarded: ${this.ports.join(', ')})`, { field: 'port' });

@@ -1,0 +1,159 @@
+// The nftables adapter without a kernel: input fences, error mapping, JSON parsing, exposure scan.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createNftablesAdapter } from '../../src/firewall/nftables.ts';
+import { createNftRunner, summarise } from '../../src/firewall/nft-exec.ts';
+import { parseRef, parseTableListing } from '../../src/firewall/nft-table.ts';
+import { scanRuleset } from '../../src/firewall/nft-exposure.ts';
+import { parseCidr } from '../../src/firewall/nft-values.ts';
+import type { RuleSpec } from '../../src/firewall/port.ts';
+import type { GrantId } from '../../src/broker/types.ts';
+
+const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
+
+/** A runner that records every call and answers with an empty table. */
+function recorder() {
+  const calls: { args: string[]; stdin: string | undefined }[] = [];
+  const runner = async (args: string[], stdin?: string) => {
+    calls.push({ args, stdin });
+    return '{"nftables":[{"metainfo":{}},{"table":{"family":"inet","name":"portcullis"}}]}';
+  };
+  return { calls, runner };
+}
+
+const rule = (over: Partial<RuleSpec> = {}): RuleSpec => ({
+  grantId: 'g1' as GrantId,
+  targetId: 't',
+  source: '198.51.100.7/32',
+  port: 3389,
+  protocol: 'tcp',
+  expiresAt: Date.now() + 60_000,
+  ...over,
+});
+
+describe('nftables adapter input fences', () => {
+  for (const [what, over, expected] of [
+    ['a grant id with a quote', { grantId: 'g" drop' as GrantId }, 'INVALID_REQUEST'],
+    ['a grant id with a newline', { grantId: 'g\nflush ruleset' as GrantId }, 'INVALID_REQUEST'],
+    ['a source with host bits', { source: '198.51.100.7/24' }, 'INVALID_REQUEST'],
+    ['a source that is a name', { source: 'example.com' }, 'INVALID_REQUEST'],
+    ['a source with script in it', { source: '1.2.3.4 } ; flush ruleset ; {' }, 'INVALID_REQUEST'],
+    ['an IPv4-mapped IPv6 source', { source: '::ffff:198.51.100.7/128' }, 'INVALID_REQUEST'],
+    ['the whole IPv4 internet', { source: '0.0.0.0/0' }, 'SOURCE_TOO_WIDE'],
+    ['the whole IPv6 internet', { source: '::/0' }, 'SOURCE_TOO_WIDE'],
+    ['a port the target does not guard', { port: 22 }, 'INVALID_PORT'],
+    ['a port out of range', { port: 70_000 }, 'INVALID_PORT'],
+    ['an expiry in the past', { expiresAt: Date.now() - 1 }, 'INVALID_DURATION'],
+  ] as const) {
+    it(`refuses ${what} without writing an element`, async () => {
+      const { calls, runner } = recorder();
+      const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, { runner });
+      await assert.rejects(fw.open(rule(over)), code(expected));
+      assert.equal(calls.filter((c) => /create element/.test(c.stdin ?? '')).length, 0);
+    });
+  }
+
+  it('refuses a malformed ref in close() before touching anything', async () => {
+    const { calls, runner } = recorder();
+    const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, { runner });
+    await assert.rejects(fw.close(['g4_0,198.51.100.7/32,0.0.0.0/0,3389,g1', 'g4_0,1.2.3.4 } flush ruleset,0.0.0.0/0,3389,x']), code('INVALID_REQUEST'));
+    assert.equal(calls.length, 0);
+  });
+
+  it('refuses a table or netns name that is not an identifier', () => {
+    assert.throws(() => createNftablesAdapter({ kind: 'nftables', table: 'x; flush ruleset' }), code('INVALID_REQUEST'));
+    assert.throws(() => createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: '../etc' }), code('INVALID_REQUEST'));
+  });
+
+  it('writes the element with a millisecond timeout and the grant comment, via create', async () => {
+    const { calls, runner } = recorder();
+    const expiresAt = Date.now() + 90_000;
+    const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, { runner, now: () => expiresAt - 90_000 });
+    const ref = await fw.open(rule({ expiresAt, source: '2001:db8:0:0::/64' }));
+    assert.equal(ref, 'g6_0,2001:db8::/64,::/0,3389,g1');
+    const write = calls.at(-1)!;
+    assert.deepEqual(write.args, ['-f', '-']);
+    assert.equal(write.stdin, `create element inet portcullis g6_0 { 2001:db8::/64 . ::/0 . 3389 timeout 90000ms comment "portcullis grant=g1 exp=${expiresAt}" }\n`);
+  });
+});
+
+describe('nft process errors', () => {
+  it('a missing nft binary is FIREWALL_UNAVAILABLE', async () => {
+    const run = createNftRunner({ nftPath: '/nonexistent/nft' });
+    await assert.rejects(run(['list', 'ruleset']), code('FIREWALL_UNAVAILABLE'));
+  });
+
+  it('nft failing is FIREWALL_ERROR and check() says so without throwing', async () => {
+    const run = createNftRunner({ nftPath: '/bin/false' });
+    await assert.rejects(run(['list', 'ruleset']), code('FIREWALL_ERROR'));
+    const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, { nftPath: '/bin/false' });
+    assert.equal((await fw.check()).ok, false);
+  });
+
+  it('summarises nft stderr to its error lines', () => {
+    const s = summarise('/dev/stdin:1:20-40: Error: Could not process rule: File exists\ncreate element inet t g4_0 { 1.2.3.4 }\n                   ^^^^^^^^^\n');
+    assert.equal(s, '/dev/stdin:1:20-40: Error: Could not process rule: File exists');
+  });
+});
+
+describe('nft JSON parsing', () => {
+  it('reads elements of the grant sets: bare /32, prefixes, ranges, comment and expiry', () => {
+    const now = 1_000_000;
+    const doc = {
+      nftables: [
+        { metainfo: {} },
+        { set: { family: 'inet', table: 'portcullis', name: 'g4_0', elem: [
+          { elem: { val: { concat: ['198.51.100.7', { prefix: { addr: '0.0.0.0', len: 0 } }, 3389] }, timeout: 60, expires: 59, comment: 'portcullis grant=g1 exp=1059000' } },
+          { concat: [{ range: ['10.0.0.0', '10.0.0.255'] }, { prefix: { addr: '0.0.0.0', len: 0 } }, 3389] },
+          { elem: { val: { concat: [{ range: ['10.0.0.3', '10.0.0.9'] }, '192.0.2.1', { range: [3389, 3390] }] }, expires: 5 } },
+        ] } },
+        { set: { family: 'inet', table: 'portcullis', name: 'ports', elem: [3389] } },
+      ],
+    };
+    const { sets, elements } = parseTableListing(JSON.stringify(doc), now);
+    assert.deepEqual([...sets], ['g4_0', 'ports']);
+    assert.deepEqual(elements.map((e) => [e.saddr, e.daddr, e.dport, e.grantId, e.expiresAt]), [
+      ['198.51.100.7/32', '0.0.0.0/0', '3389', 'g1', 1_059_000],
+      ['10.0.0.0/24', '0.0.0.0/0', '3389', undefined, null],
+      ['10.0.0.3-10.0.0.9', '192.0.2.1/32', '3389-3390', undefined, now + 5000],
+    ]);
+  });
+
+  it('refs round-trip and are rejected when forged', () => {
+    assert.deepEqual(parseRef('g6_3,2001:db8::/64,::/0,3389,'), { set: 'g6_3', family: 6, saddr: '2001:db8::/64', daddr: '::/0', dport: '3389', grantId: undefined });
+    assert.throws(() => parseRef('g6_3,198.51.100.7/32,::/0,3389,g'), code('INVALID_REQUEST'));
+    assert.throws(() => parseRef('ports,198.51.100.7/32,0.0.0.0/0,3389,g'), code('INVALID_REQUEST'));
+    assert.throws(() => parseRef('g4_0,198.51.100.07/32,0.0.0.0/0,3389,g'), code('INVALID_REQUEST'));
+  });
+
+  it('canonicalises addresses the way nft prints them', () => {
+    assert.deepEqual(parseCidr('2001:DB8:0:0:0:0:0:1'), { family: 6, address: '2001:db8::1', prefix: 128 });
+    assert.throws(() => parseCidr('2001:db8::1/64'), code('INVALID_REQUEST'));
+  });
+});
+
+describe('nft exposure scan (ruleset JSON)', () => {
+  it('reports accept rules of other tables that match a managed port, never our own', () => {
+    const r = (table: string, handle: number, expr: unknown[], family = 'inet') => ({ rule: { family, table, chain: 'input', handle, expr } });
+    const dport = (right: unknown, op = '==') => ({ match: { op, left: { payload: { protocol: 'tcp', field: 'dport' } }, right } });
+    const saddr = (right: unknown) => ({ match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right } });
+    const doc = { nftables: [
+      { set: { family: 'inet', table: 'f', name: 'web', elem: [80, 443] } },
+      r('portcullis', 1, [dport(3389), { accept: null }]),
+      r('f', 2, [dport(3389), { accept: null }]),
+      r('f', 3, [saddr({ prefix: { addr: '0.0.0.0', len: 0 } }), dport({ range: [3000, 4000] }), { accept: null }]),
+      r('f', 4, [saddr('198.51.100.9'), dport({ set: [22, 3389] }), { accept: null }]),
+      r('f', 5, [dport('@web'), { accept: null }]),
+      r('f', 6, [dport(22, '!='), { accept: null }]),
+      r('f', 7, [dport(3389), { drop: null }]),
+      r('f', 8, [{ match: { op: 'in', left: { ct: { key: 'state' } }, right: 'established' } }, { accept: null }]),
+    ] };
+    const found = scanRuleset(JSON.stringify(doc), { ownTable: 'portcullis', ports: [3389], scope: 's' });
+    assert.deepEqual(found.map((e) => [e.ref, e.source, e.why]), [
+      ['rule:inet/f/input/handle 2', 'any', 'world'],
+      ['rule:inet/f/input/handle 3', '0.0.0.0/0', 'world'],
+      ['rule:inet/f/input/handle 4', '198.51.100.9', 'unmanaged'],
+      ['rule:inet/f/input/handle 6', 'any', 'world'],
+    ]);
+  });
+});
