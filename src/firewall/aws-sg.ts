@@ -188,6 +188,10 @@ export class AwsSecurityGroupAdapter implements FirewallAdapter, ExposureScanner
   }
 
   async scanExposure(ports: number[]): Promise<Exposure[]> {
+    // A rule filter on a group that does not exist matches nothing, which would read as "all clear": check the group first.
+    await this.call(() => this.client.send(new DescribeSecurityGroupsCommand({ GroupIds: [this.groupId] }))).catch((e: unknown) => {
+      throw this.fail(e, 'DescribeSecurityGroups');
+    });
     const rules = await this.describeRules([{ Name: 'group-id', Values: [this.groupId] }]);
     const found: Exposure[] = [];
     for (const r of rules) {
