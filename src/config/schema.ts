@@ -139,9 +139,9 @@ export const configSchema = z
       if (seen.has(t.id)) ctx.addIssue({ code: 'custom', path: ['targets', i, 'id'], message: `duplicate target id "${t.id}"` });
       seen.add(t.id);
     });
-    const min = parseDuration(c.grants.minDuration)!;
-    const max = parseDuration(c.grants.maxDuration)!;
-    if (min > max) {
+    const min = parseDuration(c.grants.minDuration);
+    const max = parseDuration(c.grants.maxDuration);
+    if (min !== undefined && max !== undefined && min > max) {
       ctx.addIssue({ code: 'custom', path: ['grants', 'minDuration'], message: 'must not exceed grants.maxDuration' });
     }
     if (c.grants.reasonPattern !== undefined) {
@@ -157,7 +157,7 @@ export const configSchema = z
     if (c.dev.embeddedIdp && c.oidc.issuer !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['oidc', 'issuer'], message: 'contradicts dev.embeddedIdp: the embedded IdP is its own issuer' });
     }
-    if (c.oidc.issuer !== undefined) {
+    if (c.oidc.issuer !== undefined && URL.canParse(c.oidc.issuer)) {
       const u = new URL(c.oidc.issuer);
       if (u.protocol === 'http:' && !c.oidc.dangerouslyAllowHttpIssuer) {
         ctx.addIssue({ code: 'custom', path: ['oidc', 'issuer'], message: 'uses http://; only https is accepted unless oidc.dangerouslyAllowHttpIssuer is true' });
@@ -172,7 +172,7 @@ export const configSchema = z
     if (c.oidc.mfa.amr.length === 0 && c.oidc.mfa.acr.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['oidc', 'mfa'], message: 'needs at least one amr or acr value: MFA cannot be switched off' });
     }
-    if (c.dev.embeddedIdp && !isLoopbackHost(c.server.listen.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''))) {
+    if (c.dev.embeddedIdp && typeof c.server.listen === 'string' && !isLoopbackHost(c.server.listen.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''))) {
       ctx.addIssue({ code: 'custom', path: ['dev', 'embeddedIdp'], message: 'is allowed only when server.listen is a loopback address' });
     }
     try {
