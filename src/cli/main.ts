@@ -1,5 +1,6 @@
 // The `portcullis` command: one commander program; each command group registers itself.
 import { Command } from 'commander';
+import { registerAuditCommands } from './audit.ts';
 import { registerServeCommand, reportFatal } from './serve.ts';
 import { registerPolicyCommands } from './policy.ts';
 import { registerExposureCommand } from './exposure.ts';
@@ -10,6 +11,7 @@ const program = new Command('portcullis')
   .showHelpAfterError();
 
 registerServeCommand(program);
+registerAuditCommands(program);
 registerPolicyCommands(program);
 registerExposureCommand(program);
 
