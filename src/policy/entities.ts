@@ -32,20 +32,20 @@ export function toCedarRequest(q: PolicyQuery): CedarRequest {
   const resource = { type: T.target, id: q.target.id };
   const groups = [...new Set(q.principal.groups)];
   const targetGroups = targetGroupsOf(q.target.tags);
+  // Groups and TargetGroups appear only as parents: Cedar needs no entity record for an
+  // ancestor without attributes, and each record left out is less to serialise into wasm.
   const entities: EntityJson[] = [
     {
       uid: principal,
       attrs: { email: q.principal.email ?? '', name: q.principal.name ?? '' },
       parents: groups.map((id) => ({ type: T.group, id })),
     },
-    ...groups.map((id) => ({ uid: { type: T.group, id }, attrs: {}, parents: [] })),
     {
       uid: resource,
       attrs: { customer: q.target.tags['customer'] ?? '', env: q.target.tags['env'] ?? '', ports: q.target.ports },
       parents: targetGroups.map((id) => ({ type: T.targetGroup, id })),
       tags: { ...q.target.tags },
     },
-    ...targetGroups.map((id) => ({ uid: { type: T.targetGroup, id }, attrs: {}, parents: [] })),
   ];
   return { principal, action: { type: T.action, id: q.action }, resource, context: toCedarContext(q.context), entities };
 }
