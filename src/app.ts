@@ -1,5 +1,6 @@
 // The composition root: the one place that builds the store, policy, identity, firewalls,
 // broker, reaper and HTTP app from a Config and wires them together.
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
@@ -10,9 +11,12 @@ import type { Config, FirewallConfig, TargetConfig } from './config/schema.ts';
 import { PortcullisError } from './errors.ts';
 import type { FirewallAdapter } from './firewall/port.ts';
 import { buildFirewalls, defaultSimulatedPath } from './firewall/registry.ts';
+import { createDevIdp, type DevIdp } from './dev/idp.ts';
 import { createHttpApp } from './http/app.ts';
 import { bearerAuthn, type Authn } from './http/authn.ts';
+import { createWebAuth, type WebAuthSettings } from './http/web-auth.ts';
 import type { TokenVerifier } from './identity/port.ts';
+import { kyselySessionStore } from './identity/sessions.ts';
 import { createTokenVerifier } from './identity/tokens.ts';
 import { createLogger, errorFields, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
@@ -40,7 +44,7 @@ export interface Portcullis {
   metrics: Metrics;
   http: express.Express;
   /** Listens on server.listen (port 0 picks a free one), recovers and arms the reaper. */
-  start(): Promise<{ url: string; issuer: string }>;
+  start(): Promise<{ url: string; issuer: string; banner: string[] }>;
   stop(): Promise<void>;
 }
 
@@ -97,16 +101,27 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
 
     // The verifier needs the issuer, which for the embedded IdP is known only once we listen.
     let verifier: TokenVerifier | undefined = opts.verifier;
-    const authn: Authn = {
+    let webSettings: WebAuthSettings | undefined;
+    let devIdp: DevIdp | undefined;
+    const bearer: Authn = {
       principal: (req) => {
         if (!verifier) throw new PortcullisError('IDP_UNAVAILABLE', 'the broker is still starting');
         return bearerAuthn(verifier).principal(req);
       },
     };
+    const web = createWebAuth({ settings: () => webSettings, sessions: kyselySessionStore(db.kysely), bearer, audit: (e) => store.audit(e), log, now: opts.clock });
+    const mounts: { path: string; handler: express.RequestHandler | express.Router }[] = [];
+    if (config.dev.embeddedIdp) {
+      mounts.push({ path: '/idp', handler: (req, res, next) => (devIdp ? devIdp.handler(req, res, next) : next()) });
+      closers.push(async () => devIdp?.close());
+    }
+    mounts.push({ path: '/', handler: web.router });
+
     const http = createHttpApp({
       broker,
       store,
-      authn,
+      authn: web.authn,
+      mounts,
       firewalls,
       metrics,
       log,
@@ -134,10 +149,25 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         });
         const addr = server.address() as AddressInfo;
         const url = config.server.publicUrl ?? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
-        const issuer = config.oidc.issuer ?? `${url}/idp`;
-        verifier ??= createTokenVerifier({ ...config.oidc, issuer });
+        let oidc = { ...config.oidc, issuer: config.oidc.issuer ?? `${url}/idp` };
+        let banner: string[] = [];
+        if (config.dev.embeddedIdp) {
+          // A fresh client secret each start: the development IdP and the broker are one process.
+          const webClient = { id: config.oidc.clients.web?.id ?? 'portcullis-web', secret: randomBytes(24).toString('base64url') };
+          const cli = { id: config.oidc.clients.cli?.id ?? 'portcullis-cli' };
+          devIdp = await createDevIdp({
+            issuer: oidc.issuer,
+            publicUrl: url,
+            webClient: { ...webClient, redirectUris: [`${url}/auth/callback`], postLogoutRedirectUris: [`${url}/auth/signed-out`] },
+            cliClient: cli,
+          });
+          oidc = { ...oidc, dangerouslyAllowHttpIssuer: true, clients: { web: webClient, cli } };
+          banner = devIdp.bannerLines();
+        }
+        verifier ??= createTokenVerifier(oidc);
+        webSettings = { oidc, publicUrl: url, verifier };
         await reaper.start(() => store.grantsInStates(['active']));
-        return { url, issuer };
+        return { url, issuer: oidc.issuer, banner };
       },
       async stop() {
         await reaper.stop();

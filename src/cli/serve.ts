@@ -14,8 +14,8 @@ export function registerServeCommand(program: Command): void {
       const log = createLogger();
       const config = loadConfig({ path: opts.config ?? process.env.PORTCULLIS_CONFIG });
       const app = await createPortcullis(config, { log });
-      const { url, issuer } = await app.start();
-      process.stdout.write(banner(app, url, issuer));
+      const { url, issuer, banner: idpLines } = await app.start();
+      process.stdout.write(banner(app, url, issuer, idpLines));
       log.info('listening', { url });
 
       process.on('SIGHUP', () => {
@@ -39,7 +39,7 @@ export function registerServeCommand(program: Command): void {
     });
 }
 
-function banner(app: Awaited<ReturnType<typeof createPortcullis>>, url: string, issuer: string): string {
+function banner(app: Awaited<ReturnType<typeof createPortcullis>>, url: string, issuer: string, idpLines: string[]): string {
   const c = app.config;
   const lines = [
     '',
@@ -56,6 +56,7 @@ function banner(app: Awaited<ReturnType<typeof createPortcullis>>, url: string, 
   if ([...app.firewalls.values()].some((f) => f.simulated)) {
     lines.push('', '  *** SIMULATED FIREWALL: rules are recorded, not enforced. Configure aws-security-group or nftables targets for real access. ***');
   }
+  if (idpLines.length) lines.push('', ...idpLines.map((l) => `  ${l}`));
   lines.push('', `  health: ${url}/healthz   readiness: ${url}/readyz   metrics: ${url}/metrics`, '');
   return `${lines.join('\n')}\n`;
 }
