@@ -55,7 +55,7 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     const slots = opts.slots ?? 4;
     if (!Number.isInteger(slots) || slots < 1 || slots > 16) throw new PortcullisError('CONFIG_INVALID', 'nftables: slots must be 1-16', { field: 'slots' });
     this.layout = { table, slots, backstopSeconds: opts.backstopSeconds ?? 8 * 3600 };
-    this.scope = `nftables:${cfg.netns ?? '-'}/inet/${table}`;
+    this.scope = `nftables:${cfg.netns ?? '-'}/inet/${table}${this.destination ? `@${this.destination.address}` : ''}`;
     this.nft = opts.runner ?? createNftRunner({ netns: cfg.netns, nftPath: opts.nftPath, ipPath: opts.ipPath, timeoutMs: opts.timeoutMs });
     this.now = opts.now ?? Date.now;
   }
@@ -149,10 +149,14 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     });
   }
 
-  /** Every element of the grant sets. Creates the baseline first: reconcile at start is what raises the gate. */
+  /**
+   * The elements of this adapter's destination (targets with another destination may share the table
+   * through their own adapter; each reconciles only its own). Creates the baseline first: reconcile at
+   * start is what raises the gate.
+   */
   async list(): Promise<ManagedRule[]> {
     await this.init();
-    const listing = await this.listing();
+    const listing = (await this.listing()).filter((e) => this.owns(e));
     return listing.map((e) => ({
       ref: elementRef(e),
       grantIds: e.grantId === undefined ? [] : [e.grantId],
@@ -181,7 +185,7 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     const out = await this.read(['-j', 'list', 'ruleset']);
     const found = out === undefined ? [] : scanRuleset(out, { ownTable: this.layout.table, ports, scope: this.scope });
     // Our own grant sets can hold elements no grant explains (hand-added, or /0): report them too.
-    const own = (await this.listing()).filter((e) => ports.some((p) => portIn(p, e.dport)) && (e.grantId === undefined || /\/0$/.test(e.saddr)));
+    const own = (await this.listing()).filter((e) => this.owns(e) && ports.some((p) => portIn(p, e.dport)) && (e.grantId === undefined || /\/0$/.test(e.saddr)));
     for (const e of own) {
       const [from, to] = e.dport.split('-').map(Number);
       found.push({
@@ -213,6 +217,12 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
         { details: { refused: foreign.map((i) => i.ref) } },
       );
     }
+  }
+
+  /** Whether an element's destination is the one this adapter guards (any destination when none is configured). */
+  private owns(e: NftElement): boolean {
+    if (this.destination) return e.daddr === `${this.destination.address}/${this.destination.family === 4 ? 32 : 128}`;
+    return e.daddr === '0.0.0.0/0' || e.daddr === '::/0';
   }
 
   private async listing(): Promise<NftElement[]> {

@@ -5,6 +5,7 @@ import type { FirewallConfig, TargetConfig } from '../config/schema.ts';
 import { PortcullisError } from '../errors.ts';
 import { createAwsAdapter } from './aws-sg.ts';
 import { createMemoryAdapter } from './memory.ts';
+import { createNftablesAdapter } from './nftables.ts';
 import type { FirewallAdapter } from './port.ts';
 import { createSimulatedAdapter } from './simulated.ts';
 
@@ -22,7 +23,7 @@ export function buildFirewalls(targets: readonly TargetConfig[], opts: RegistryO
     const key = backendKey(t);
     let fw = byKey.get(key);
     if (!fw) {
-      fw = create(t, opts);
+      fw = create(t, opts, portsOfBackend(targets, key));
       byKey.set(key, fw);
     }
     out.set(t.id, fw);
@@ -43,7 +44,12 @@ function backendKey(t: TargetConfig): string {
   }
 }
 
-function create(t: TargetConfig, opts: RegistryOptions): FirewallAdapter {
+/** Every port of the targets that share one backend: a shared nft adapter must guard them all. */
+function portsOfBackend(targets: readonly TargetConfig[], key: string): number[] {
+  return [...new Set(targets.filter((x) => backendKey(x) === key).flatMap((x) => x.ports))];
+}
+
+function create(t: TargetConfig, opts: RegistryOptions, ports: number[] = t.ports): FirewallAdapter {
   const custom = opts.factories?.[t.firewall.kind];
   if (custom) return custom(t.firewall, t);
   switch (t.firewall.kind) {
@@ -53,8 +59,10 @@ function create(t: TargetConfig, opts: RegistryOptions): FirewallAdapter {
       return createMemoryAdapter(`memory:${t.id}`);
     case 'aws-security-group':
       return createAwsAdapter(t.firewall);
+    case 'nftables':
+      return createNftablesAdapter(t.firewall, { ports });
     default:
-      throw new PortcullisError('CONFIG_INVALID', `targets.${t.id}.firewall.kind "${t.firewall.kind}" is not available in this build`, { field: 'targets' });
+      throw new PortcullisError('CONFIG_INVALID', `targets.${t.id}.firewall.kind "${(t.firewall as { kind: string }).kind}" is not available in this build`, { field: 'targets' });
   }
 }
 

@@ -244,6 +244,19 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     assert.equal(await lab!.connect(LAB_ADDR.gw4), true);
   });
 
+  it('adapters of different destinations on one table each list (and so reconcile) only their own elements', async (t) => {
+    if (!ready(t)) return;
+    const a = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: lab!.gw, destination: LAB_ADDR.gw4 });
+    const b = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: lab!.gw, destination: '192.0.2.50' });
+    await a.open(spec('g-dest-a', `${LAB_ADDR.client4}/32`, 60_000));
+    await b.open(spec('g-dest-b', `${LAB_ADDR.client4}/32`, 60_000));
+    await fw.open(spec('g-any', `${LAB_ADDR.client4}/32`, 60_000));
+    assert.deepEqual((await a.list()).map((r) => r.grantIds[0]), ['g-dest-a']);
+    assert.deepEqual((await b.list()).map((r) => r.grantIds[0]), ['g-dest-b']);
+    assert.deepEqual((await fw.list()).map((r) => r.grantIds[0]), ['g-any']);
+    assert.notEqual(a.scope, b.scope);
+  });
+
   it('a missing namespace is FIREWALL_UNAVAILABLE, not an empty table', async (t) => {
     if (!ready(t)) return;
     const ghost = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: 'pcnft-does-not-exist' });
