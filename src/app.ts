@@ -15,6 +15,7 @@ import { createDevIdp, type DevIdp } from './dev/idp.ts';
 import { createHttpApp } from './http/app.ts';
 import { bearerAuthn, type Authn } from './http/authn.ts';
 import { createWebAuth, type WebAuthSettings } from './http/web-auth.ts';
+import { webRouter } from './http/web/router.ts';
 import type { TokenVerifier } from './identity/port.ts';
 import { kyselySessionStore } from './identity/sessions.ts';
 import { createTokenVerifier } from './identity/tokens.ts';
@@ -90,6 +91,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         maxSource: config.policy.maxSourcePrefix,
         mfaMaxAgeSeconds: seconds(config.oidc.mfa.maxAge),
         timeZone: config.policy.timeZone,
+        adminGroups: config.grants.adminGroups,
       },
     });
     const reaper = new Reaper(broker, {
@@ -116,6 +118,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       closers.push(async () => devIdp?.close());
     }
     mounts.push({ path: '/', handler: web.router });
+    mounts.push({ path: '/', handler: webRouter({ authn: web.authn, broker, limits: { minDurationSeconds: seconds(config.grants.minDuration), maxDurationSeconds: seconds(config.grants.maxDuration) }, issuer: () => webSettings?.oidc.issuer, log }) });
 
     const http = createHttpApp({
       broker,
@@ -127,6 +130,9 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       log,
       trustProxy: config.server.trustProxy,
       cliClientId: config.oidc.clients.cli?.id,
+      auditReaderGroups: [...config.audit.readerGroups, ...config.grants.adminGroups],
+      maxDurationMinutes: parseDuration(config.grants.maxDuration)! / 60,
+      cliConfig: () => (webSettings ? { issuer: webSettings.oidc.issuer, clientId: webSettings.oidc.clients.cli?.id ?? null } : undefined),
       ready: async () => ({ policy: { ok: true, detail: `${policy.describe().length} policies (generation ${policy.generation})` } }),
     });
 

@@ -5,12 +5,15 @@ import { PortcullisError, isPortcullisError } from '../errors.ts';
 import type { FirewallAdapter } from '../firewall/port.ts';
 import { failpoint } from '../failpoints.ts';
 import { errorFields, type Logger } from '../log.ts';
+import { buildPolicyContext } from '../policy/context.ts';
+import { decideRequest, type RequestDecision } from '../policy/decision.ts';
+import { maxDuration, type DurationLimit } from '../policy/max-duration.ts';
 import type { PolicyDecision, PolicyEngine, PolicyQuery } from '../policy/port.ts';
 import type { Store } from '../store/store.ts';
-import { policyContext } from './context.ts';
-import { parseSource, type SourceLimits } from './source.ts';
+import { canonicalAddress, parseSource, type Source, type SourceLimits } from './source.ts';
+import { parseDuration } from '../config/duration.ts';
 import { validateRequest, type AccessRequestInput } from './validate.ts';
-import { LIVE_STATES, type Channel, type CloseReason, type Grant, type GrantId, type Principal, type TargetId, type UserId } from './types.ts';
+import { LIVE_STATES, type Channel, type CloseReason, type Grant, type GrantId, type Principal, type TargetId } from './types.ts';
 
 export interface BrokerLimits {
   minDurationSeconds: number;
@@ -21,6 +24,8 @@ export interface BrokerLimits {
   maxSource: SourceLimits;
   mfaMaxAgeSeconds: number;
   timeZone: string;
+  /** Groups whose members may see and close anyone's grant. */
+  adminGroups?: string[];
 }
 
 export interface BrokerDeps {
@@ -111,22 +116,17 @@ export class Broker {
       expiresAt: null,
       closedAt: null,
       failure: null,
+      requiredApprovals: 1,
     };
-    const query = (action: 'OpenPort' | 'RequestPort'): PolicyQuery => ({
-      action,
-      principal,
-      target: { id: req.target.id, tags: req.target.tags, ports: req.target.ports },
-      context: policyContext({ principal, grant, source, channel: ctx.channel, now, timeZone: limits.timeZone }),
-    });
-    const open = this.decide(query('OpenPort'));
-    const ask = open.allowed ? undefined : this.decide(query('RequestPort'));
+    const decision = this.decideRequest(principal, grant, source, ctx.channel, now);
     const base = { actor: principal.sub, grant: grant.id, target: grant.targetId, sourceIp: grant.source, port: grant.port, reason: grant.reason };
+    const requested = { ...base, type: 'grant.requested', detail: { durationSeconds: grant.durationSeconds, channel: grant.channel } };
 
-    if (!open.allowed && !ask!.allowed) {
-      const policyIds = [...new Set([...open.policyIds, ...ask!.policyIds])];
+    if (decision.outcome === 'deny') {
+      const { policyIds } = decision;
       await this.store.write(async (w) => {
         await w.insertGrant({ ...grant, state: 'denied', policyIds, closedAt: now });
-        await w.audit({ ...base, type: 'grant.requested', detail: { durationSeconds: grant.durationSeconds, channel: grant.channel } });
+        await w.audit(requested);
         await w.audit({ ...base, type: 'grant.denied', policyIds, detail: { by: 'policy' } });
       });
       const why = policyIds.length ? `denied by policy ${policyIds.join(', ')}` : 'no policy permits it';
@@ -135,20 +135,20 @@ export class Broker {
       });
     }
 
-    if (!open.allowed) {
-      const pending: Grant = { ...grant, state: 'pending', policyIds: ask!.policyIds };
+    if (decision.outcome === 'approval') {
+      const pending: Grant = { ...grant, state: 'pending', policyIds: decision.policyIds, requiredApprovals: this.requiredApprovals(decision.policyIds) };
       await this.store.write(async (w) => {
         await w.insertGrant(pending);
-        await w.audit({ ...base, type: 'grant.requested', detail: { durationSeconds: grant.durationSeconds, channel: grant.channel } });
-        await w.audit({ ...base, type: 'grant.pending', policyIds: pending.policyIds });
+        await w.audit(requested);
+        await w.audit({ ...base, type: 'grant.pending', policyIds: pending.policyIds, detail: { requiredApprovals: pending.requiredApprovals } });
       });
       return { grant: pending, outcome: 'pending' };
     }
 
     await this.store.write(async (w) => {
-      await w.insertGrant({ ...grant, state: 'approved', policyIds: open.policyIds });
-      await w.audit({ ...base, type: 'grant.requested', detail: { durationSeconds: grant.durationSeconds, channel: grant.channel } });
-      await w.audit({ ...base, type: 'grant.approved', policyIds: open.policyIds, detail: { by: 'policy' } });
+      await w.insertGrant({ ...grant, state: 'approved', policyIds: decision.policyIds });
+      await w.audit(requested);
+      await w.audit({ ...base, type: 'grant.approved', policyIds: decision.policyIds, detail: { by: 'policy' } });
     });
     return { grant: await this.activate(grant.id, principal.sub), outcome: 'active' };
   }
@@ -157,8 +157,18 @@ export class Broker {
    * approved → opening → active. The intent (state `opening`, expiry) is durable before the
    * firewall is called; the grant id is the rule's idempotency key.
    */
-  async activate(id: GrantId, actor: string): Promise<Grant> {
+  async activate(id: GrantId, actor: string, opts: { recheck?: boolean } = {}): Promise<Grant> {
     const grant = await this.mustGet(id);
+    if (opts.recheck) {
+      const refused = await this.recheckRequester(grant, this.clock());
+      if (refused) {
+        await this.store.write(async (w) => {
+          if (!(await w.transition(id, 'approved', 'denied', { closedAt: this.clock(), failure: 'REQUESTER_NO_LONGER_PERMITTED' }))) return;
+          await w.audit({ actor: 'system', grant: id, target: grant.targetId, type: 'grant.denied', policyIds: refused.policyIds, detail: { by: 'recheck', at: 'activation' } });
+        });
+        return this.mustGet(id);
+      }
+    }
     const fw = this.firewall(grant.targetId);
     const expiresAt = this.clock() + grant.durationSeconds * 1000;
     const audit = { actor, grant: id, target: grant.targetId, sourceIp: grant.source, port: grant.port };
@@ -215,9 +225,174 @@ export class Broker {
     });
   }
 
+  /**
+   * approve: the approver must hold MFA, be permitted ApprovePort for the target, and not be the
+   * requester (refused here whatever the policies say). When the N-th approval arrives, the
+   * requester's authorization is checked again with what the broker last learnt of them, and
+   * only then does the grant open.
+   */
+  async approve(approver: Principal, id: GrantId, input: { comment?: unknown }, channel: Channel): Promise<Grant> {
+    const comment = optionalComment(input.comment);
+    const grant = await this.mustGet(id);
+    if (grant.requester === approver.sub) {
+      throw new PortcullisError('SELF_APPROVAL', 'you cannot approve your own request; ask another approver');
+    }
+    this.assertMfa(approver);
+    const decision = this.decideApproval(approver, grant, channel);
+    if (!decision.allowed) {
+      throw new PortcullisError('FORBIDDEN', `you may not approve requests for ${grant.targetId}${decision.policyIds.length ? ` (${decision.policyIds.join(', ')})` : ''}`);
+    }
+    if (grant.state !== 'pending') throw new PortcullisError('INVALID_STATE', `grant ${id} is ${grant.state}, not waiting for approval`);
+
+    const now = this.clock();
+    const result = await this.store.write(async (w) => {
+      const current = await w.getGrant(id);
+      if (current?.state !== 'pending') return { kind: 'gone' as const };
+      if (!(await w.addApproval({ grantId: id, approver: approver.sub, decision: 'approve', comment, policyIds: decision.policyIds, createdAt: now }))) {
+        return { kind: 'duplicate' as const };
+      }
+      const approvals = (await w.approvals(id)).filter((a) => a.decision === 'approve');
+      await w.audit({ actor: approver.sub, grant: id, target: grant.targetId, type: 'grant.approval_recorded', policyIds: decision.policyIds, reason: comment ?? undefined, detail: { count: approvals.length, required: grant.requiredApprovals } });
+      return { kind: 'recorded' as const, count: approvals.length, approvers: approvals.map((a) => a.approver) };
+    });
+    if (result.kind === 'gone') throw new PortcullisError('INVALID_STATE', `grant ${id} is no longer waiting for approval`);
+    if (result.kind === 'duplicate') throw new PortcullisError('CONFLICT', `you have already approved grant ${id}; it needs another approver`);
+    if (result.count < grant.requiredApprovals) return this.mustGet(id);
+
+    // Authorization is re-checked now, not trusted from request time: a requester removed from
+    // a group since must not be opened.
+    const recheck = await this.recheckRequester(grant, now);
+    if (recheck !== undefined) {
+      await this.store.write(async (w) => {
+        if (!(await w.transition(id, 'pending', 'denied', { closedAt: now, failure: 'REQUESTER_NO_LONGER_PERMITTED' }))) return;
+        await w.audit({ actor: 'system', grant: id, target: grant.targetId, type: 'grant.denied', policyIds: recheck.policyIds, detail: { by: 'recheck', at: 'approval' } });
+      });
+      return this.mustGet(id);
+    }
+    const moved = await this.store.write(async (w) => {
+      if (!(await w.transition(id, 'pending', 'approved'))) return false;
+      await w.audit({ actor: approver.sub, grant: id, target: grant.targetId, sourceIp: grant.source, port: grant.port, type: 'grant.approved', policyIds: decision.policyIds, detail: { by: 'approvers', approvers: result.approvers } });
+      return true;
+    });
+    if (!moved) return this.mustGet(id);
+    return this.activate(id, approver.sub, { recheck: true });
+  }
+
+  async deny(approver: Principal, id: GrantId, input: { comment?: unknown }, channel: Channel): Promise<Grant> {
+    const comment = optionalComment(input.comment);
+    const grant = await this.mustGet(id);
+    if (grant.requester === approver.sub) {
+      throw new PortcullisError('SELF_APPROVAL', 'you cannot decide your own request; close it instead');
+    }
+    this.assertMfa(approver);
+    const decision = this.decideApproval(approver, grant, channel);
+    if (!decision.allowed) throw new PortcullisError('FORBIDDEN', `you may not decide requests for ${grant.targetId}`);
+    const now = this.clock();
+    const done = await this.store.write(async (w) => {
+      if (!(await w.transition(id, 'pending', 'denied', { closedAt: now }))) return false;
+      await w.addApproval({ grantId: id, approver: approver.sub, decision: 'deny', comment, policyIds: decision.policyIds, createdAt: now });
+      await w.audit({ actor: approver.sub, grant: id, target: grant.targetId, type: 'grant.denied', policyIds: decision.policyIds, reason: comment ?? undefined, detail: { by: 'approver' } });
+      return true;
+    });
+    if (!done) throw new PortcullisError('INVALID_STATE', `grant ${id} is no longer waiting for approval`);
+    return this.mustGet(id);
+  }
+
+  /** extend: more time on an active grant, if the policy permits the new total at once. */
+  async extend(principal: Principal, id: GrantId, input: { duration?: unknown }, channel: Channel): Promise<Grant> {
+    const grant = await this.visibleGrant(principal, id);
+    if (grant.requester !== principal.sub) throw new PortcullisError('FORBIDDEN', 'only the requester can extend a grant');
+    if (grant.state !== 'active' || grant.expiresAt === null) throw new PortcullisError('INVALID_STATE', `grant ${id} is ${grant.state}; only an active grant can be extended`);
+    if (typeof input.duration !== 'string' || parseDuration(input.duration) === undefined) {
+      throw new PortcullisError('INVALID_DURATION', 'duration (the extra time) is required, written like 30m or 1h', { field: 'duration' });
+    }
+    this.assertMfa(principal);
+    const extra = parseDuration(input.duration)!;
+    const total = grant.durationSeconds + extra;
+    if (total > this.deps.limits.maxDurationSeconds) {
+      throw new PortcullisError('DURATION_TOO_LONG', `the grant would last ${Math.ceil(total / 60)} minutes in all; the limit is ${this.deps.limits.maxDurationSeconds / 60}`, { field: 'duration' });
+    }
+    const source = parseSource(grant.source, { ipv4: 0, ipv6: 0 });
+    const now = this.clock();
+    const decision = this.decideRequest(principal, { ...grant, durationSeconds: total }, source, channel, now);
+    if (decision.outcome !== 'allow') {
+      const why = decision.outcome === 'approval' ? 'that long needs an approver; ask for a new grant' : `denied by policy ${decision.policyIds.join(', ') || '(no permit)'}`;
+      await this.store.audit({ actor: principal.sub, grant: id, target: grant.targetId, type: 'grant.extend_denied', policyIds: decision.policyIds, detail: { extraSeconds: extra } });
+      throw new PortcullisError('POLICY_DENIED', `cannot extend to ${Math.ceil(total / 60)} minutes: ${why}`);
+    }
+    const expiresAt = grant.expiresAt + extra * 1000;
+    const fw = this.firewall(grant.targetId);
+    // The backend carries the expiry (kernel timeout, tag): move it first, so a crash between the
+    // two writes leaves the backend later than the store, never earlier than the user was told.
+    const ref = await fw.open({ grantId: id, targetId: grant.targetId, source: grant.source, port: grant.port, protocol: 'tcp', expiresAt, extend: true });
+    const updated = await this.store.write(async (w) => {
+      if (!(await w.transition(id, 'active', 'active', { expiresAt, durationSeconds: total, ruleRef: ref }))) return undefined;
+      await w.audit({ actor: principal.sub, grant: id, target: grant.targetId, sourceIp: grant.source, port: grant.port, type: 'grant.extended', policyIds: decision.policyIds, ruleRef: ref, detail: { extraSeconds: extra, expiresAt: new Date(expiresAt).toISOString() } });
+      return w.getGrant(id);
+    });
+    if (!updated) throw new PortcullisError('INVALID_STATE', `grant ${id} closed while being extended`);
+    for (const l of this.activeListeners) l(updated);
+    return updated;
+  }
+
+  /** Pending grants this principal may approve (not their own). */
+  async approvable(principal: Principal, channel: Channel): Promise<Grant[]> {
+    const pending = await this.store.grantsInStates(['pending'], { limit: 500 });
+    return pending.filter((g) => g.requester !== principal.sub && this.decideApproval(principal, g, channel).allowed);
+  }
+
+  /** Re-runs the requester's request decision with what the broker knows of them now; undefined = still permitted. */
+  private async recheckRequester(grant: Grant, now: number): Promise<{ policyIds: string[] } | undefined> {
+    const known = await this.store.knownUser(grant.requester);
+    if (!known) return { policyIds: [] };
+    const source = parseSource(grant.source, { ipv4: 0, ipv6: 0 });
+    // MFA freshness was proven at request time; the re-check is about who they are now.
+    const principal: Principal = { ...known, mfa: true, authTime: Math.floor(grant.createdAt / 1000) - 1 };
+    const d = this.decideRequest(principal, grant, source, grant.channel, now);
+    return d.outcome === 'deny' ? { policyIds: d.policyIds } : undefined;
+  }
+
+  private decideApproval(approver: Principal, grant: Grant, channel: Channel): PolicyDecision {
+    const target = this.targets.get(grant.targetId);
+    if (!target) return { allowed: false, policyIds: [], errors: ['unknown target'] };
+    const [address, len] = grant.source.split('/');
+    return this.decide({
+      action: 'ApprovePort',
+      principal: approver,
+      target: { id: target.id, tags: target.tags, ports: target.ports },
+      context: buildPolicyContext({ principal: approver, durationMinutes: grant.durationSeconds / 60, port: grant.port, sourceIp: address!, sourcePrefixLength: Number(len), channel, reason: grant.reason, requester: grant.requester, now: this.clock(), timeZone: this.deps.limits.timeZone }),
+    });
+  }
+
+  /** The longest duration this principal may ask for on a target, and whether it needs approval. */
+  durationLimit(principal: Principal, targetId: string, callerIp: string, channel: Channel, capMinutes: number): DurationLimit {
+    const target = this.targets.get(targetId)!;
+    const address = canonicalAddress(callerIp) ?? '127.0.0.1';
+    const now = this.clock();
+    try {
+      return maxDuration(
+        this.deps.policy(),
+        {
+          principal,
+          target: { id: target.id, tags: target.tags, ports: target.ports },
+          context: buildPolicyContext({ principal, durationMinutes: 0, port: target.ports[0]!, sourceIp: address, sourcePrefixLength: address.includes(':') ? 128 : 32, channel, reason: 'preview', now, timeZone: this.deps.limits.timeZone }),
+        },
+        { capMinutes, minMinutes: Math.ceil(this.deps.limits.minDurationSeconds / 60) },
+      );
+    } catch {
+      return { minutes: 0, approval: false, immediateMinutes: 0, policyIds: [] };
+    }
+  }
+
+  /** Called by transports on every authenticated request: group changes reach approval re-checks. */
+  async noteSignIn(principal: Principal): Promise<void> {
+    await this.store.rememberUser(principal, this.clock());
+  }
+
   /** Early close by the requester (admins and approvers come with the approval workflow). */
   async revoke(principal: Principal, id: GrantId): Promise<Grant> {
     const grant = await this.visibleGrant(principal, id);
+    const actor = principal.sub;
     if (grant.state === 'pending' || grant.state === 'approved') {
       const done = await this.store.write(async (w) => {
         if (!(await w.transition(id, ['pending', 'approved'], 'closed', { closeReason: 'revoked', closedAt: this.clock() }))) return false;
@@ -229,7 +404,7 @@ export class Broker {
     if (grant.state !== 'active') {
       throw new PortcullisError('INVALID_STATE', `grant ${id} is ${grant.state}; only a pending or active grant can be closed`);
     }
-    await this.close([grant], 'revoked', principal.sub);
+    await this.close([grant], 'revoked', actor);
     return this.mustGet(id);
   }
 
@@ -436,14 +611,21 @@ export class Broker {
     return this.visibleGrant(principal, id);
   }
 
-  async listGrants(principal: Principal, opts: { limit?: number } = {}): Promise<Grant[]> {
-    return this.store.listGrants({ requester: principal.sub as UserId, limit: opts.limit ?? 100 });
+  async listGrants(principal: Principal, opts: { limit?: number; all?: boolean } = {}): Promise<Grant[]> {
+    if (opts.all && !this.isAdmin(principal)) throw new PortcullisError('FORBIDDEN', 'only administrators can list every grant');
+    return this.store.listGrants({ requester: opts.all ? undefined : principal.sub, limit: opts.limit ?? 100 });
   }
 
+  isAdmin(principal: Principal): boolean {
+    return (this.deps.limits.adminGroups ?? []).some((g) => principal.groups.includes(g));
+  }
+
+  /** A grant the principal may see: their own, one they may approve while it is pending, or any for an admin. */
   private async visibleGrant(principal: Principal, id: GrantId): Promise<Grant> {
     const grant = typeof id === 'string' && /^g_[A-Za-z0-9_-]{10,40}$/.test(id) ? await this.store.getGrant(id) : undefined;
+    const visible = grant !== undefined && (grant.requester === principal.sub || this.isAdmin(principal));
     // Someone else's grant answers exactly like a missing one: ids are not an oracle.
-    if (!grant || grant.requester !== principal.sub) throw new PortcullisError('GRANT_NOT_FOUND', `no grant ${String(id).slice(0, 48)}`);
+    if (!visible) throw new PortcullisError('GRANT_NOT_FOUND', `no grant ${String(id).slice(0, 48)}`);
     return grant;
   }
 
@@ -461,7 +643,20 @@ export class Broker {
     }
   }
 
-  /** Fail closed: an engine error is a refusal of service, never an allow. */
+  /** OpenPort ⇒ allow, else RequestPort ⇒ approval, else deny; an engine failure refuses service, never allows. */
+  private decideRequest(principal: Principal, grant: Pick<Grant, 'targetId' | 'durationSeconds' | 'port' | 'reason'>, source: Pick<Source, 'address' | 'prefixLength'>, channel: Channel, now: number): RequestDecision {
+    const target = this.targets.get(grant.targetId)!;
+    try {
+      return decideRequest(this.deps.policy(), {
+        principal,
+        target: { id: target.id, tags: target.tags, ports: target.ports },
+        context: buildPolicyContext({ principal, durationMinutes: grant.durationSeconds / 60, port: grant.port, sourceIp: source.address, sourcePrefixLength: source.prefixLength, channel, reason: grant.reason, now, timeZone: this.deps.limits.timeZone }),
+      });
+    } catch (e) {
+      throw new PortcullisError('POLICY_UNAVAILABLE', 'the policy engine could not decide; nothing was opened', { cause: e });
+    }
+  }
+
   private decide(query: PolicyQuery): PolicyDecision {
     try {
       return this.deps.policy().decide(query);
@@ -470,11 +665,30 @@ export class Broker {
     }
   }
 
+  /** How many approvers the permitting policies ask for: the largest `@approvals("N")`, at least 1. */
+  private requiredApprovals(policyIds: string[]): number {
+    const wanted = new Set(policyIds);
+    let n = 1;
+    for (const p of this.deps.policy().describe()) {
+      const v = Number(p.annotations?.approvals);
+      if (wanted.has(p.id) && Number.isInteger(v) && v > n) n = Math.min(v, 10);
+    }
+    return n;
+  }
+
   private firewall(targetId: string): FirewallAdapter {
     const fw = this.deps.firewalls.get(targetId);
     if (!fw) throw new PortcullisError('TARGET_NOT_FOUND', `no firewall is configured for target ${targetId}`);
     return fw;
   }
+}
+
+function optionalComment(v: unknown): string | null {
+  if (v === undefined || v === null || v === '') return null;
+  if (typeof v !== 'string' || v.length > 500 || /[\u0000-\u001f\u007f]/.test(v)) {
+    throw new PortcullisError('INVALID_REQUEST', 'comment must be one line of at most 500 characters', { field: 'comment' });
+  }
+  return v.trim();
 }
 
 export function newGrantId(): GrantId {

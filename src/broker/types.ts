@@ -70,4 +70,15 @@ export interface Grant {
   expiresAt: number | null;
   closedAt: number | null;
   failure: string | null;
+  /** Approvals needed before a pending grant opens (N of the approvers). */
+  requiredApprovals: number;
+}
+
+export interface Approval {
+  grantId: GrantId;
+  approver: UserId;
+  decision: 'approve' | 'deny';
+  comment: string | null;
+  policyIds: string[];
+  createdAt: number;
 }

@@ -9,10 +9,10 @@ export const EMBEDDED_DEFAULT = {
   dev: { embeddedIdp: true },
   oidc: { clients: { web: { id: 'portcullis-web' }, cli: { id: 'portcullis-cli' } } },
   store: { url: 'sqlite:./data/portcullis.db' },
-  audit: { jsonl: './data/audit.jsonl' },
+  audit: { jsonl: './data/audit.jsonl', readerGroups: ['approvers'] },
   targets: [
     { id: 'demo-pc', description: 'Demo Windows PC (simulated firewall)', connect: 'demo-pc.example.invalid:3389', tags: { env: 'dev', customer: 'internal' }, firewall: { kind: 'simulated' } },
-    { id: 'demo-dc01', description: 'Demo domain controller (simulated firewall)', connect: 'demo-dc01.example.invalid:3389', tags: { env: 'prod', customer: 'internal' }, firewall: { kind: 'simulated' } },
+    { id: 'demo-dc01', description: 'Demo domain controller (simulated firewall)', connect: 'demo-dc01.example.invalid:3389', tags: { env: 'prod', customer: 'internal', role: 'domain-controller' }, firewall: { kind: 'simulated' } },
   ],
 } as const;
 

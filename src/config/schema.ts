@@ -109,6 +109,8 @@ export const configSchema = z
         pendingTimeout: duration('grants.pendingTimeout').default('1h'),
         reasonPattern: z.string().optional(),
         maxActivePerUser: z.number().int().min(1).default(10),
+        /** Members may see every grant and close anyone's. */
+        adminGroups: z.array(z.string().min(1)).default([]),
       })
       .prefault({}),
     targets: z.array(target).default([]),
@@ -117,7 +119,13 @@ export const configSchema = z
         sweep: z.string().default('*/15 * * * * *'),
       })
       .prefault({}),
-    audit: z.strictObject({ jsonl: z.string().min(1).optional() }).prefault({}),
+    audit: z
+      .strictObject({
+        jsonl: z.string().min(1).optional(),
+        /** Members may read and export the audit trail through the API. */
+        readerGroups: z.array(z.string().min(1)).default([]),
+      })
+      .prefault({}),
     slack: z
       .strictObject({
         signingSecret: z.string().min(1),

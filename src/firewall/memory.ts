@@ -69,6 +69,7 @@ export class TableFirewall implements FirewallAdapter {
     this.calls.open += 1;
     this.fault('open');
     const existing = this.table.byGrant(rule.grantId);
+    if (existing && rule.extend) this.table.insert({ ...existing, expiresAt: rule.expiresAt });
     if (existing) return existing.ref;
     const ref = `${this.kind}-${Date.now().toString(36)}-${(this.seq++).toString(36)}`;
     this.table.insert({ ref, grantId: rule.grantId, source: rule.source, port: rule.port, expiresAt: rule.expiresAt });

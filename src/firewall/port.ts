@@ -11,6 +11,11 @@ export interface RuleSpec {
   protocol: 'tcp';
   /** Epoch milliseconds; adapters write it into the backend (description, tag, kernel timeout). */
   expiresAt: number;
+  /**
+   * Set when the grant already holds its rule and only the expiry moves (extend): the adapter
+   * updates the backend's expiry (kernel timeout, tag) and returns the (possibly new) ref.
+   */
+  extend?: boolean;
 }
 
 /** A rule as the backend holds it, found by `list()`; `ref` is what `close()` takes. */

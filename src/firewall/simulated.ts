@@ -20,7 +20,7 @@ class SqliteRuleTable implements RuleTable {
     this.db.exec('create index if not exists rules_grant on rules (scope, grant_id)');
     this.stmts = {
       byGrant: this.db.prepare('select ref, grant_id as grantId, source, port, expires_at as expiresAt from rules where scope = ? and grant_id = ?'),
-      insert: this.db.prepare('insert into rules (ref, scope, grant_id, source, port, expires_at) values (?, ?, ?, ?, ?, ?)'),
+      insert: this.db.prepare('insert or replace into rules (ref, scope, grant_id, source, port, expires_at) values (?, ?, ?, ?, ?, ?)'),
       remove: this.db.prepare('delete from rules where scope = ? and ref = ?'),
       all: this.db.prepare('select ref, grant_id as grantId, source, port, expires_at as expiresAt from rules where scope = ?'),
     };

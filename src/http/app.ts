@@ -3,6 +3,7 @@
 import express, { type Request, type Router } from 'express';
 import type { Broker } from '../broker/broker.ts';
 import { canonicalAddress } from '../broker/source.ts';
+import { formatDuration } from '../config/duration.ts';
 import type { Grant, GrantId, Principal } from '../broker/types.ts';
 import type { TargetConfig } from '../config/schema.ts';
 import { isPortcullisError, PortcullisError } from '../errors.ts';
@@ -23,6 +24,12 @@ export interface HttpDeps {
   trustProxy: string[];
   /** Client id of the CLI; bearer tokens issued to it are the `cli` channel. */
   cliClientId?: string | undefined;
+  /** Groups that may read the audit trail through the API. */
+  auditReaderGroups?: string[];
+  /** grants.maxDuration in minutes: the cap of the per-target "longest you may ask for". */
+  maxDurationMinutes?: number;
+  /** What `portcullis login` needs to find the IdP (public: issuer and the public CLI client id). */
+  cliConfig?: () => { issuer: string; clientId: string | null } | undefined;
   /** Routers mounted before the API (the development IdP at /idp, web sign-in). */
   mounts?: { path: string; handler: express.RequestHandler | Router }[];
   /** Extra readiness checks (policy engine, IdP). */
@@ -74,6 +81,15 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     res.send(await deps.metrics.registry.metrics());
   });
 
+  app.get('/auth/cli-config', (_req, res) => {
+    const c = deps.cliConfig?.();
+    if (!c) {
+      res.status(503).json({ error: { code: 'IDP_UNAVAILABLE', message: 'the broker is still starting' } });
+      return;
+    }
+    res.json({ issuer: c.issuer, clientId: c.clientId, scopes: ['openid', 'profile', 'email', 'offline_access'] });
+  });
+
   for (const m of deps.mounts ?? []) app.use(m.path, m.handler);
 
   app.use('/api/v1', apiRouter(deps));
@@ -94,9 +110,18 @@ function apiRouter(deps: HttpDeps): Router {
   });
 
   /** Authenticates the caller; refusals are audited (without the credential) and counted. */
+  const seen = new Map<string, string>();
   const who = async (req: Request): Promise<Principal> => {
     try {
-      return await authn.principal(req);
+      const p = await authn.principal(req);
+      // Remember group changes (for approval re-checks) without a write on every request.
+      const print = JSON.stringify([p.groups, p.authTime, p.mfa]);
+      if (seen.get(p.sub) !== print) {
+        await broker.noteSignIn(p);
+        if (seen.size > 10_000) seen.clear();
+        seen.set(p.sub, print);
+      }
+      return p;
     } catch (e) {
       if (isPortcullisError(e) && AUTH_CODES.has(e.code)) {
         metrics.authFailures.inc({ code: e.code });
@@ -114,8 +139,19 @@ function apiRouter(deps: HttpDeps): Router {
   });
 
   r.get('/targets', async (req, res) => {
-    await who(req);
-    res.json({ targets: broker.listTargets().map(targetView) });
+    const p = await who(req);
+    const cap = deps.maxDurationMinutes ?? 480;
+    res.json({
+      targets: broker.listTargets().map((t) => {
+        const limit = broker.durationLimit(p, t.id, callerIp(req), channelOf(deps, p), cap);
+        return {
+          ...targetView(t),
+          maxDuration: limit.minutes ? formatDuration(limit.minutes * 60) : null,
+          needsApproval: limit.minutes ? limit.approval : null,
+          maxImmediateDuration: limit.immediateMinutes ? formatDuration(limit.immediateMinutes * 60) : null,
+        };
+      }),
+    });
   });
 
   r.post('/grants', async (req, res) => {
@@ -136,7 +172,13 @@ function apiRouter(deps: HttpDeps): Router {
   r.get('/grants', async (req, res) => {
     const p = await who(req);
     const limit = Math.min(Math.max(Number(req.query.limit ?? 100) || 100, 1), 1000);
-    res.json({ grants: (await broker.listGrants(p, { limit })).map((g) => grantView(g, broker)) });
+    const view = req.query.view ?? 'mine';
+    let grants: Grant[];
+    if (view === 'approvable') grants = await broker.approvable(p, channelOf(deps, p));
+    else if (view === 'all') grants = await broker.listGrants(p, { limit, all: true });
+    else if (view === 'mine') grants = await broker.listGrants(p, { limit });
+    else throw new PortcullisError('INVALID_REQUEST', 'view must be mine, approvable or all', { field: 'view' });
+    res.json({ grants: grants.map((g) => grantView(g, broker)) });
   });
 
   r.get('/grants/:id', async (req, res) => {
@@ -147,6 +189,37 @@ function apiRouter(deps: HttpDeps): Router {
   r.post('/grants/:id/revoke', async (req, res) => {
     const p = await who(req);
     res.json({ grant: grantView(await broker.revoke(p, req.params.id as GrantId), broker) });
+  });
+
+  r.post('/grants/:id/approve', async (req, res) => {
+    const p = await who(req);
+    res.json({ grant: grantView(await broker.approve(p, req.params.id as GrantId, req.body ?? {}, channelOf(deps, p)), broker) });
+  });
+
+  r.post('/grants/:id/deny', async (req, res) => {
+    const p = await who(req);
+    res.json({ grant: grantView(await broker.deny(p, req.params.id as GrantId, req.body ?? {}, channelOf(deps, p)), broker) });
+  });
+
+  r.post('/grants/:id/extend', async (req, res) => {
+    const p = await who(req);
+    res.json({ grant: grantView(await broker.extend(p, req.params.id as GrantId, req.body ?? {}, channelOf(deps, p)), broker) });
+  });
+
+  const auditReader = async (req: Request) => {
+    const p = await who(req);
+    if (!(deps.auditReaderGroups ?? []).some((g) => p.groups.includes(g))) {
+      throw new PortcullisError('FORBIDDEN', 'reading the audit trail needs membership of an audit.readerGroups group');
+    }
+    return p;
+  };
+
+  r.get('/audit', async (req, res) => {
+    await auditReader(req);
+    const after = Math.max(Number(req.query.after ?? 0) || 0, 0);
+    const limit = Math.min(Math.max(Number(req.query.limit ?? 500) || 500, 1), 5000);
+    const events = await store.auditEvents({ afterSeq: after, limit, grant: typeof req.query.grant === 'string' ? req.query.grant : undefined });
+    res.json({ events, next: events.length === limit ? events[events.length - 1]!.seq : null });
   });
 
   r.get('/audit/verify', async (req, res) => {
@@ -164,7 +237,7 @@ export function callerIp(req: Request): string {
   return canonicalAddress(ip) ?? ip;
 }
 
-function channelOf(deps: HttpDeps, p: Principal): Grant['channel'] {
+export function channelOf(deps: Pick<HttpDeps, 'cliClientId'>, p: Principal): Grant['channel'] {
   if (p.channel) return p.channel;
   return deps.cliClientId !== undefined && p.clientId === deps.cliClientId ? 'cli' : 'api';
 }
@@ -195,5 +268,6 @@ export function grantView(g: Grant, broker: Broker) {
     secondsLeft: g.state === 'active' && g.expiresAt !== null ? Math.max(0, Math.round((g.expiresAt - Date.now()) / 1000)) : null,
     connect: target?.connect ?? null,
     failure: g.failure,
+    requiredApprovals: g.requiredApprovals,
   };
 }

@@ -67,8 +67,8 @@ class Engine implements CedarPolicyEngine {
     return { generation: this.generation, policies: this.#set.policies.length };
   }
 
-  describe(): { id: string; file: string; comment: string }[] {
-    return this.#set.policies.map((p) => ({ id: p.id, file: `${p.file}:${p.line}:${p.column}`, comment: p.comment }));
+  describe(): { id: string; file: string; comment: string; annotations: Record<string, string> }[] {
+    return this.#set.policies.map((p) => ({ id: p.id, file: `${p.file}:${p.line}:${p.column}`, comment: p.comment, annotations: p.annotations }));
   }
 
   decide(query: PolicyQuery): PolicyDecision {

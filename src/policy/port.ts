@@ -45,5 +45,5 @@ export interface PolicyDecision {
 export interface PolicyEngine {
   decide(query: PolicyQuery): PolicyDecision;
   /** Ids of the loaded policies with their human comment, for `policy test` and the UI. */
-  describe(): { id: string; file: string; comment: string }[];
+  describe(): { id: string; file: string; comment: string; annotations?: Record<string, string> }[];
 }

@@ -34,6 +34,8 @@ export interface LoadedPolicy {
   comment: string;
   /** Cedar source of this one policy, annotations included. */
   text: string;
+  /** Every annotation but @id, e.g. `approvals: "2"` (how many approvers a RequestPort permit asks for). */
+  annotations: Record<string, string>;
 }
 
 export interface LoadedPolicySet {
@@ -149,6 +151,7 @@ export function readPolicyFile(
       effect: json.json.effect,
       comment: commentAbove(text.slice(previousEnd, index)),
       text: part,
+      annotations: Object.fromEntries(Object.entries(json.json.annotations ?? {}).filter(([k]) => k !== 'id').map(([k, v]) => [k, String(v ?? '')])),
     };
     seen.set(localId, policy);
     policies.push(policy);

@@ -82,4 +82,27 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Approval workflow: N-of-M approvals per grant, and what the broker last learnt of each user.
+  '0003_approvals_users': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('grants').addColumn('required_approvals', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+      await db.schema
+        .createTable('approvals')
+        .addColumn('grant_id', 'text', (c) => c.notNull())
+        .addColumn('approver', 'text', (c) => c.notNull())
+        .addColumn('decision', 'text', (c) => c.notNull())
+        .addColumn('comment', 'text')
+        .addColumn('policy_ids', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('created_at', ms, (c) => c.notNull())
+        .addPrimaryKeyConstraint('approvals_pk', ['grant_id', 'approver'])
+        .execute();
+      await db.schema
+        .createTable('users')
+        .addColumn('sub', 'text', (c) => c.primaryKey())
+        .addColumn('principal', 'text', (c) => c.notNull())
+        .addColumn('auth_time', ms)
+        .addColumn('updated_at', ms, (c) => c.notNull())
+        .execute();
+    },
+  },
 };

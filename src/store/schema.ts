@@ -19,6 +19,7 @@ export interface GrantsTable {
   expires_at: number | null;
   closed_at: number | null;
   failure: string | null;
+  required_approvals: number;
 }
 
 export interface AuditEventsTable {
@@ -63,10 +64,29 @@ export interface LoginFlowsTable {
   expires_at: number;
 }
 
+export interface ApprovalsTable {
+  grant_id: string;
+  approver: string;
+  decision: string;
+  comment: string | null;
+  policy_ids: string;
+  created_at: number;
+}
+
+export interface UsersTable {
+  sub: string;
+  /** JSON of the Principal last seen (groups, MFA facts); never a token. */
+  principal: string;
+  auth_time: number | null;
+  updated_at: number;
+}
+
 export interface Database {
   grants: GrantsTable;
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;
   sessions: SessionsTable;
   login_flows: LoginFlowsTable;
+  approvals: ApprovalsTable;
+  users: UsersTable;
 }

@@ -2,7 +2,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { AuditEvent, AuditInput } from '../audit/chain.ts';
 import { canonicalJson, chainHash, ChainVerifier, type VerifyResult } from '../audit/chain.ts';
-import type { CloseReason, Grant, GrantId, GrantState, TargetId, UserId } from '../broker/types.ts';
+import type { Approval, CloseReason, Grant, GrantId, GrantState, Principal, TargetId, UserId } from '../broker/types.ts';
 import { PortcullisError } from '../errors.ts';
 import type { Db, Dialect } from './db.ts';
 import type { Database, GrantsTable } from './schema.ts';
@@ -10,7 +10,7 @@ import type { Database, GrantsTable } from './schema.ts';
 type Exec = Kysely<Database> | Transaction<Database>;
 
 export type GrantPatch = Partial<
-  Pick<Grant, 'closeReason' | 'policyIds' | 'ruleRef' | 'activatedAt' | 'expiresAt' | 'closedAt' | 'failure'>
+  Pick<Grant, 'closeReason' | 'policyIds' | 'ruleRef' | 'activatedAt' | 'expiresAt' | 'closedAt' | 'failure' | 'durationSeconds'>
 >;
 
 /** The operations a use case may do inside one transaction. */
@@ -20,6 +20,9 @@ export interface Writer {
   transition(id: GrantId, from: GrantState | readonly GrantState[], to: GrantState, patch?: GrantPatch): Promise<boolean>;
   getGrant(id: GrantId): Promise<Grant | undefined>;
   audit(event: AuditInput): Promise<AuditEvent>;
+  /** Records one approver's decision; false when that approver already decided this grant. */
+  addApproval(a: Approval): Promise<boolean>;
+  approvals(id: GrantId): Promise<Approval[]>;
 }
 
 export type AuditListener = (events: AuditEvent[]) => void;
@@ -75,6 +78,13 @@ export class Store {
         return Number(res.numUpdatedRows) === 1;
       },
       getGrant: (id) => this.getGrant(id, tx),
+      addApproval: async (a) => {
+        const exists = await tx.selectFrom('approvals').select('approver').where('grant_id', '=', a.grantId).where('approver', '=', a.approver).executeTakeFirst();
+        if (exists) return false;
+        await tx.insertInto('approvals').values({ grant_id: a.grantId, approver: a.approver, decision: a.decision, comment: a.comment, policy_ids: JSON.stringify(a.policyIds), created_at: a.createdAt }).execute();
+        return true;
+      },
+      approvals: (id) => this.approvals(id, tx),
       audit: async (input) => {
         let head = tx.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
         if (this.dialect === 'postgres') head = head.forUpdate();
@@ -163,6 +173,31 @@ export class Store {
     return held;
   }
 
+  async approvals(id: GrantId, exec: Exec = this.db): Promise<Approval[]> {
+    const rows = await exec.selectFrom('approvals').selectAll().where('grant_id', '=', id).orderBy('created_at').execute();
+    return rows.map((r) => ({ grantId: r.grant_id as GrantId, approver: r.approver as UserId, decision: r.decision as Approval['decision'], comment: r.comment, policyIds: JSON.parse(r.policy_ids) as string[], createdAt: Number(r.created_at) }));
+  }
+
+  /** Remembers the newest sign-in of a user (by auth_time): re-checks at approval use it. */
+  async rememberUser(p: Principal, now: number): Promise<void> {
+    const principal = JSON.stringify({ sub: p.sub, email: p.email, name: p.name, groups: p.groups, mfa: p.mfa, authTime: p.authTime, amr: p.amr, acr: p.acr });
+    const authTime = p.authTime ?? null;
+    const res = await this.db
+      .updateTable('users')
+      .set({ principal, auth_time: authTime, updated_at: now })
+      .where('sub', '=', p.sub)
+      .where((eb) => eb.or([eb('auth_time', 'is', null), eb('auth_time', '<=', authTime ?? 0)]))
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 0) {
+      await this.db.insertInto('users').values({ sub: p.sub, principal, auth_time: authTime, updated_at: now }).onConflict((oc) => oc.column('sub').doNothing()).execute();
+    }
+  }
+
+  async knownUser(sub: UserId): Promise<Principal | undefined> {
+    const row = await this.db.selectFrom('users').select('principal').where('sub', '=', sub).executeTakeFirst();
+    return row ? (JSON.parse(row.principal) as Principal) : undefined;
+  }
+
   /** Reads the chain in pages and checks every link. */
   async verifyAudit(): Promise<VerifyResult & { headSeq: number }> {
     const verifier = new ChainVerifier();
@@ -228,6 +263,7 @@ function toRow(g: Grant): GrantsTable {
     expires_at: g.expiresAt,
     closed_at: g.closedAt,
     failure: g.failure,
+    required_approvals: g.requiredApprovals,
   };
 }
 
@@ -240,6 +276,7 @@ function patchRow(p: GrantPatch): Partial<GrantsTable> {
   if (p.expiresAt !== undefined) out.expires_at = p.expiresAt;
   if (p.closedAt !== undefined) out.closed_at = p.closedAt;
   if (p.failure !== undefined) out.failure = p.failure;
+  if (p.durationSeconds !== undefined) out.duration_seconds = p.durationSeconds;
   return out;
 }
 
@@ -265,5 +302,6 @@ function fromRow(r: GrantsTable): Grant {
     expiresAt: num(r.expires_at),
     closedAt: num(r.closed_at),
     failure: r.failure,
+    requiredApprovals: Number(r.required_approvals ?? 1),
   };
 }

@@ -33,6 +33,7 @@ function grant(over: Partial<Grant> = {}): Grant {
     expiresAt: null,
     closedAt: null,
     failure: null,
+    requiredApprovals: 1,
     ...over,
   };
 }
