@@ -4,6 +4,7 @@ import { registerAuditCommands } from './audit.ts';
 import { registerServeCommand, reportFatal } from './serve.ts';
 import { registerPolicyCommands } from './policy.ts';
 import { registerExposureCommand } from './exposure.ts';
+import { registerClientCommands } from './client/index.ts';
 
 const program = new Command('portcullis')
   .description('Just-in-time port opening: RDP stays closed until one person, from one address, needs it.')
@@ -14,5 +15,8 @@ registerServeCommand(program);
 registerAuditCommands(program);
 registerPolicyCommands(program);
 registerExposureCommand(program);
+registerClientCommands(program);
+// After the groups register, so it covers only program-level mistakes (an unknown command): exit 2, as documented.
+program.exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2));
 
 program.parseAsync(process.argv).catch(reportFatal);

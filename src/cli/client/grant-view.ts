@@ -1,0 +1,42 @@
+// The grant as the API returns it, and the few facts about it the commands print.
+export type GrantState = 'requested' | 'pending' | 'approved' | 'opening' | 'active' | 'closing' | 'closed' | 'denied' | 'expired' | 'failed';
+
+export interface GrantView {
+  id: string;
+  target: string;
+  port: number;
+  source: string;
+  state: GrantState;
+  closeReason: string | null;
+  reason: string;
+  requester: string;
+  requesterEmail?: string | null;
+  durationSeconds: number;
+  channel?: string;
+  createdAt?: string | null;
+  activatedAt?: string | null;
+  expiresAt: string | null;
+  closedAt?: string | null;
+  secondsLeft: number | null;
+  /** host:port of the target as configured, or null. */
+  connect: string | null;
+  failure?: string | null;
+}
+
+export const FINAL: readonly GrantState[] = ['closed', 'denied', 'expired', 'failed'];
+export const WAITING: readonly GrantState[] = ['requested', 'pending', 'approved', 'opening'];
+
+/** host:port to connect to: the target's host with the grant's port (which may differ from the default). */
+export function endpoint(g: GrantView): { host: string; port: number; address: string } | undefined {
+  if (!g.connect) return undefined;
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(g.connect) ?? /^([^:]+)(?::\d+)?$/.exec(g.connect);
+  // A bare IPv6 address has colons but no brackets.
+  const host = m ? m[1]! : g.connect.includes(':') ? g.connect : undefined;
+  if (!host) return undefined;
+  const shown = host.includes(':') ? `[${host}]` : host;
+  return { host, port: g.port, address: `${shown}:${g.port}` };
+}
+
+export function who(g: GrantView): string {
+  return g.requesterEmail ? `${g.requesterEmail} (${g.requester})` : g.requester;
+}
