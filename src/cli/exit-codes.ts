@@ -40,7 +40,6 @@ export function exitCodeHelpText(): string {
 export function exitCodeFor(code: string): ExitCode {
   switch (code) {
     case 'INVALID_REQUEST':
-    case 'INVALID_TARGET':
     case 'INVALID_DURATION':
     case 'DURATION_TOO_SHORT':
     case 'DURATION_TOO_LONG':
@@ -73,6 +72,8 @@ export function exitCodeFor(code: string): ExitCode {
     case 'WAIT_TIMEOUT':
     case 'GRANT_EXPIRED':
       return EXIT.TIMEOUT;
+    // The broker answers 400 INVALID_TARGET for an unknown target id; to a person that is "no such target".
+    case 'INVALID_TARGET':
     case 'TARGET_NOT_FOUND':
     case 'GRANT_NOT_FOUND':
     case 'NOT_FOUND':

@@ -33,6 +33,9 @@ export async function resolveOidc(server: string, c: Choice): Promise<OidcSettin
   const published = await fetchJson(`${server}/auth/cli-config`, server);
   if (published) {
     const p = published as { issuer?: unknown; clientId?: unknown; scopes?: unknown; scope?: unknown };
+    if (typeof p.issuer === 'string' && p.clientId === null && c.previous === undefined) {
+      throw usage(`the broker at ${server} has no CLI client configured (oidc.clients.cli)`, 'ask the broker operator to add one, or pass --issuer URL --client-id ID');
+    }
     if (typeof p.issuer === 'string' && typeof p.clientId === 'string') {
       const scopes = Array.isArray(p.scopes) ? p.scopes.filter((s): s is string => typeof s === 'string').join(' ') : typeof p.scope === 'string' ? p.scope : undefined;
       return { issuer: normaliseBaseUrl(p.issuer, '--issuer'), clientId: p.clientId, scope: c.scope ?? (scopes || DEFAULT_SCOPE), source: 'broker' };

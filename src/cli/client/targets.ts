@@ -13,7 +13,10 @@ export interface TargetView {
   firewall: string;
   /** Longest duration the caller may ask for; null: the caller may not ask at all. Absent from older brokers. */
   maxDuration?: string | null;
-  needsApproval?: boolean;
+  /** Whether asking for maxDuration waits for an approver; null when nothing may be asked. */
+  needsApproval?: boolean | null;
+  /** Longest duration that opens at once, without an approver; null: none. */
+  maxImmediateDuration?: string | null;
 }
 
 export function registerTargetsCommand(program: Command): void {
@@ -50,6 +53,8 @@ function longest(t: TargetView): string {
 
 function approval(t: TargetView): string {
   if (t.maxDuration === null) return '-';
-  if (t.needsApproval === undefined) return '?';
-  return t.needsApproval ? 'needed' : 'no';
+  if (t.needsApproval === undefined || t.needsApproval === null) return '?';
+  if (!t.needsApproval) return 'no';
+  // Short requests may open at once and only longer ones wait: say where the line is.
+  return t.maxImmediateDuration ? `over ${t.maxImmediateDuration}` : 'needed';
 }
