@@ -3,4 +3,6 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('../src/cli/main.ts');
+// Client commands skip loading the broker (seconds of start-up); everything else, and `--help`, gets the whole program.
+const CLIENT_COMMANDS = new Set(['login', 'logout', 'whoami', 'targets', 'open', 'ls', 'close', 'extend', 'approve', 'deny']);
+await import(CLIENT_COMMANDS.has(process.argv[2] ?? '') ? '../src/cli/client/main.ts' : '../src/cli/main.ts');
