@@ -1,6 +1,6 @@
 // Portcullis web UI behaviour: loads targets and grants from the JSON API, submits requests, counts down, closes.
 // A plain ES module with no build step. Every value reaches the page through textContent or
-// setAttribute, never innerHTML, so nothing the API returns can become markup.
+// setAttribute, never parsed as HTML, so nothing the API returns can become markup.
 
 const $ = (id) => document.getElementById(id);
 const LIVE = ['requested', 'pending', 'approved', 'opening', 'active', 'closing'];
@@ -531,13 +531,18 @@ function renderTargets() {
   const limits = state.targets.map(limitOf);
   const showMax = limits.some((l) => l.maxSeconds !== undefined);
   const showApproval = limits.some((l) => approvalText(l) !== undefined);
-  const cols = ['Target', 'Connect', 'Tags', 'Firewall', showMax && 'Longest', showApproval && 'Approval', ''].filter((c) => c !== false);
+  const cols = ['Target', 'Connect', 'Firewall', showMax && 'Longest', showApproval && 'Approval', ''].filter((c) => c !== false);
   const rows = state.targets.map((t, i) => {
     const l = limits[i];
     const cells = [
-      el('td', {}, el('strong', { text: t.id }), t.description ? el('div', { class: 'desc', text: t.description }) : null),
+      el(
+        'td',
+        {},
+        el('strong', { text: t.id }),
+        t.description ? el('div', { class: 'desc', text: t.description }) : null,
+        el('ul', { class: 'chips', 'aria-label': 'Tags' }, Object.entries(t.tags || {}).map(([k, v]) => el('li', { text: `${k}=${v}` }))),
+      ),
       el('td', {}, t.connect ? el('code', { text: t.connect }) : el('span', { class: 'muted', text: '—' })),
-      el('td', {}, el('ul', { class: 'chips' }, Object.entries(t.tags || {}).map(([k, v]) => el('li', { text: `${k}=${v}` })))),
       el('td', {}, el('span', { text: t.firewall }), isSimulated(t) ? [' ', el('span', { class: 'badge sim', text: 'SIMULATED firewall' })] : null),
     ];
     if (showMax) cells.push(el('td', { text: l.maxSeconds === undefined ? '—' : l.maxSeconds === 0 ? 'not permitted' : durationLabel(l.maxSeconds) }));
