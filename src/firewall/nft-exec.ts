@@ -3,8 +3,12 @@ import { spawn } from 'node:child_process';
 import { PortcullisError } from '../errors.ts';
 
 export interface NftRunner {
-  /** Runs nft with `args`, feeding `stdin`; resolves with stdout or throws a PortcullisError. */
-  (args: string[], stdin?: string): Promise<string>;
+  /**
+   * Runs nft with `args`, feeding `stdin`; resolves with stdout or throws a PortcullisError.
+   * `stdin` may be a function, called once the process has started, so that a timeout computed
+   * from the clock does not also count the (sometimes long, under load) process start.
+   */
+  (args: string[], stdin?: string | (() => string)): Promise<string>;
 }
 
 export interface NftExecOptions {
@@ -61,7 +65,8 @@ export function createNftRunner(opts: NftExecOptions = {}): NftRunner {
       });
       // EPIPE when nft exits before reading stdin is reported through 'close' with nft's own stderr.
       child.stdin.on('error', () => {});
-      child.stdin.end(stdin ?? '');
+      if (typeof stdin === 'function') child.once('spawn', () => child.stdin.end(stdin()));
+      else child.stdin.end(stdin ?? '');
     });
   };
 }

@@ -94,20 +94,24 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
       for (let slot = 0; slot < this.layout.slots; ) {
         const listing = await this.listing();
         const mine = listing.find((e) => e.grantId === rule.grantId);
-        if (mine) return elementRef(mine);
+        if (mine && !rule.extend) return elementRef(mine);
+        if (mine) {
+          // Extend: replace the element in one transaction so the new timeout and comment agree and
+          // there is no instant without it. (`add` would refresh the timeout but keep the old comment.)
+          const el: NftElement = { ...mine, expiresAt: rule.expiresAt, comment: grantComment(rule.grantId, rule.expiresAt) };
+          const t = this.layout.table;
+          await this.write(() => `delete element inet ${t} ${mine.set} { ${elementKey(mine)} }\n${this.createLine(el, rule.expiresAt)}`);
+          return elementRef(el);
+        }
         const set = grantSet(src.family, slot);
         if (listing.some((e) => e.set === set && elementKey(e) === elementKey(want))) {
           slot++;
           continue;
         }
-        // Rounded down: the kernel closes a fraction of a second early rather than late.
-        const timeoutMs = Math.floor(rule.expiresAt - this.now());
-        if (timeoutMs < 1) throw new PortcullisError('INVALID_DURATION', 'nftables: the grant has already expired', { field: 'expiresAt' });
+        if (rule.expiresAt - this.now() < 1) throw new PortcullisError('INVALID_DURATION', 'nftables: the grant has already expired', { field: 'expiresAt' });
         const el: NftElement = { set, family: src.family, ...want, grantId: rule.grantId, expiresAt: rule.expiresAt, comment: grantComment(rule.grantId, rule.expiresAt) };
         try {
-          // `create`, not `add`: `add` of an existing key silently refreshes its timeout (and keeps the
-          // other grant's comment); `create` fails, and we move to the next slot.
-          await this.write(`create element inet ${this.layout.table} ${set} { ${elementKey(el)} timeout ${timeoutMs}ms comment "${el.comment}" }\n`);
+          await this.write(() => this.createLine(el, rule.expiresAt));
           return elementRef(el);
         } catch (e) {
           const why = nftFailure(e);
@@ -219,6 +223,17 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     }
   }
 
+  /**
+   * `create`, not `add`: `add` of an existing key silently refreshes its timeout (and keeps the other
+   * grant's comment); `create` fails, and open() moves to the next slot. The timeout is computed when
+   * nft has started and rounded down, so the kernel closes a little early rather than late; if the
+   * grant expired meanwhile, 1 ms (the element is gone at once, and access never opens late).
+   */
+  private createLine(el: NftElement, expiresAt: number): string {
+    const timeoutMs = Math.max(1, Math.floor(expiresAt - this.now()));
+    return `create element inet ${this.layout.table} ${el.set} { ${elementKey(el)} timeout ${timeoutMs}ms comment "${el.comment}" }\n`;
+  }
+
   /** Whether an element's destination is the one this adapter guards (any destination when none is configured). */
   private owns(e: NftElement): boolean {
     if (this.destination) return e.daddr === `${this.destination.address}/${this.destination.family === 4 ? 32 : 128}`;
@@ -242,7 +257,7 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
   }
 
   /** One `nft -f -` run: the whole script is one kernel transaction. */
-  private write(script: string): Promise<void> {
+  private write(script: string | (() => string)): Promise<void> {
     this.calls.write += 1;
     return this.nft(['-f', '-'], script).then(() => undefined);
   }

@@ -14,8 +14,8 @@ const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
 /** A runner that records every call and answers with an empty table. */
 function recorder() {
   const calls: { args: string[]; stdin: string | undefined }[] = [];
-  const runner = async (args: string[], stdin?: string) => {
-    calls.push({ args, stdin });
+  const runner = async (args: string[], stdin?: string | (() => string)) => {
+    calls.push({ args, stdin: typeof stdin === 'function' ? stdin() : stdin });
     return '{"nftables":[{"metainfo":{}},{"table":{"family":"inet","name":"portcullis"}}]}';
   };
   return { calls, runner };

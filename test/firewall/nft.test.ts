@@ -8,7 +8,7 @@ import { createNftablesAdapter, type NftablesAdapter } from '../../src/firewall/
 import type { RuleSpec } from '../../src/firewall/port.ts';
 import type { GrantId } from '../../src/broker/types.ts';
 import { requireOrSkip } from '../helpers/env.ts';
-import { createLab, LAB_ADDR, netnsUnavailable, nftIn, type Lab } from '../helpers/netns.ts';
+import { closesAtExpiry, createLab, LAB_ADDR, netnsUnavailable, nftIn, type Lab } from '../helpers/netns.ts';
 
 const unavailable = netnsUnavailable();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -56,9 +56,8 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
       const rule = spec('g-exp-' + family, src, 2500);
       await fw.open(rule);
       assert.equal(await lab!.connect(dst), true, 'open during the grant');
-      await sleep(rule.expiresAt - Date.now() + 300);
-      // No close() call: the kernel removed the element on its own.
-      assert.equal(await lab!.connect(dst), false, 'closed after expiry');
+      // No close() call: the kernel removes the element on its own.
+      await closesAtExpiry(lab!, dst, rule.expiresAt);
       assert.deepEqual(await fw.list(), []);
     });
   }
@@ -84,6 +83,22 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     const b = await fw.open({ ...rule });
     assert.equal(a, b);
     assert.equal((await fw.list()).length, 1);
+  });
+
+  it('extend replaces the element in one transaction: new timeout and comment, access past the old expiry', async (t) => {
+    if (!ready(t)) return;
+    const rule = spec('g-ext', `${LAB_ADDR.client4}/32`, 2000);
+    const ref = await fw.open(rule);
+    const later = Date.now() + 60_000;
+    const writes = fw.calls.write;
+    assert.equal(await fw.open({ ...rule, expiresAt: later, extend: true }), ref);
+    assert.equal(fw.calls.write - writes, 1);
+    const e = elements(lab!, 'g4_0')[0]!.elem;
+    assert.equal(e.comment, `portcullis grant=g-ext exp=${later}`);
+    assert.ok(e.timeout !== undefined && e.timeout >= 58, `timeout ${e.timeout}s`);
+    await sleep(rule.expiresAt - Date.now() + 500);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), true, 'still open after the original expiry');
+    assert.deepEqual((await fw.list()).map((r) => r.expiresAt), [later]);
   });
 
   it('two live grants for the same source and port hold separate elements; closing one keeps the other', async (t) => {
@@ -286,7 +301,7 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     assert.equal(await lab!.connect(LAB_ADDR.gw4), true, 'open while its opener is dead');
-    await sleep(expiresAt - Date.now() + 300);
-    assert.equal(await lab!.connect(LAB_ADDR.gw4), false, 'the kernel closed it at expiry');
+    await closesAtExpiry(lab!, LAB_ADDR.gw4, expiresAt);
+    assert.deepEqual(await fw.list(), [], 'the kernel removed the element');
   });
 });

@@ -3,6 +3,8 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import assert from 'node:assert/strict';
+import { setTimeout as delay } from 'node:timers/promises';
 
 /** Every namespace made here starts with this and carries the creating pid, so leftovers can be told apart. */
 export const NETNS_PREFIX = 'pcnft-';
@@ -152,4 +154,16 @@ function firstLine(child: ChildProcessWithoutNullStreams, want: string): Promise
     child.once('exit', (code) => reject(new Error(`lab process exited (${code}): ${err.trim()}`)));
     createInterface({ input: child.stdout }).once('line', (l) => (l.trim() === want ? resolve() : reject(new Error(`unexpected: ${l}`))));
   });
+}
+
+/**
+ * Asserts that access ends at `expiresAt`, allowing for the time nft takes to start and commit (the
+ * kernel's clock starts at commit), which on a loaded machine can be a second or more.
+ */
+export async function closesAtExpiry(lab: Lab, host: string, expiresAt: number, slackMs = 2000): Promise<void> {
+  await delay(Math.max(0, expiresAt - Date.now() + 100));
+  while (await lab.connect(host, 3389)) {
+    assert.ok(Date.now() < expiresAt + slackMs, `still open ${Date.now() - expiresAt} ms after expiry`);
+    await delay(100);
+  }
 }
