@@ -9,6 +9,7 @@ import { buildPolicyContext } from '../policy/context.ts';
 import { decideRequest, type RequestDecision } from '../policy/decision.ts';
 import { maxDuration, type DurationLimit } from '../policy/max-duration.ts';
 import type { PolicyDecision, PolicyEngine, PolicyQuery } from '../policy/port.ts';
+import type { AuditInput } from '../audit/chain.ts';
 import type { Store } from '../store/store.ts';
 import { canonicalAddress, parseSource, type Source, type SourceLimits } from './source.ts';
 import { parseDuration } from '../config/duration.ts';
@@ -145,12 +146,21 @@ export class Broker {
       return { grant: pending, outcome: 'pending' };
     }
 
+    // Approved by policy: request, approval and the opening intent are one transaction.
+    const fw = this.firewall(grant.targetId);
+    const opening: Grant = { ...grant, state: 'opening', policyIds: decision.policyIds, expiresAt: now + grant.durationSeconds * 1000 };
     await this.store.write(async (w) => {
-      await w.insertGrant({ ...grant, state: 'approved', policyIds: decision.policyIds });
+      await w.insertGrant(opening);
       await w.audit(requested);
       await w.audit({ ...base, type: 'grant.approved', policyIds: decision.policyIds, detail: { by: 'policy' } });
+      await w.audit(this.openingEvent(opening, fw, principal.sub));
     });
-    return { grant: await this.activate(grant.id, principal.sub), outcome: 'active' };
+    failpoint('after-open-intent');
+    return { grant: await this.openRule(opening, fw, principal.sub), outcome: 'active' };
+  }
+
+  private openingEvent(g: Grant, fw: FirewallAdapter, actor: string): AuditInput {
+    return { actor, grant: g.id, target: g.targetId, sourceIp: g.source, port: g.port, type: 'rule.opening', detail: { backend: fw.scope, expiresAt: new Date(g.expiresAt!).toISOString() } };
   }
 
   /**
@@ -170,16 +180,22 @@ export class Broker {
       }
     }
     const fw = this.firewall(grant.targetId);
-    const expiresAt = this.clock() + grant.durationSeconds * 1000;
-    const audit = { actor, grant: id, target: grant.targetId, sourceIp: grant.source, port: grant.port };
+    const opening: Grant = { ...grant, state: 'opening', expiresAt: this.clock() + grant.durationSeconds * 1000 };
     const moved = await this.store.write(async (w) => {
-      if (!(await w.transition(id, 'approved', 'opening', { expiresAt }))) return false;
-      await w.audit({ ...audit, type: 'rule.opening', detail: { backend: fw.scope, expiresAt: new Date(expiresAt).toISOString() } });
+      if (!(await w.transition(id, 'approved', 'opening', { expiresAt: opening.expiresAt }))) return false;
+      await w.audit(this.openingEvent(opening, fw, actor));
       return true;
     });
     if (!moved) throw new PortcullisError('INVALID_STATE', `grant ${id} is no longer approved`);
     failpoint('after-open-intent');
+    return this.openRule(opening, fw, actor);
+  }
 
+  /** opening → active: the one firewall call, then the record that the rule is in place. */
+  private async openRule(grant: Grant, fw: FirewallAdapter, actor: string): Promise<Grant> {
+    const id = grant.id;
+    const expiresAt = grant.expiresAt!;
+    const audit = { actor, grant: id, target: grant.targetId, sourceIp: grant.source, port: grant.port };
     let ref: string;
     try {
       ref = await fw.open({ grantId: id, targetId: grant.targetId, source: grant.source, port: grant.port, protocol: 'tcp', expiresAt });
@@ -192,7 +208,7 @@ export class Broker {
     const active = await this.store.write(async (w) => {
       if (!(await w.transition(id, 'opening', 'active', { ruleRef: ref, activatedAt }))) return undefined;
       await w.audit({ ...audit, type: 'rule.opened', ruleRef: ref, detail: { backend: fw.scope, expiresAt: new Date(expiresAt).toISOString() } });
-      return w.getGrant(id);
+      return { ...grant, state: 'active' as const, ruleRef: ref, activatedAt, updatedAt: activatedAt };
     });
     if (!active) {
       // Someone (the reconciler) moved it meanwhile; whatever state it is in now explains the rule.

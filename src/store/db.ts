@@ -30,7 +30,7 @@ export async function openDb(url: string): Promise<Db> {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
-    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingPrepare(sqlite) }) });
     dialect = 'sqlite';
   } else if (/^postgres(ql)?:\/\//.test(url)) {
     const pool = new pg.Pool({ connectionString: url, max: 10 });
@@ -48,6 +48,26 @@ export async function openDb(url: string): Promise<Db> {
     throw new PortcullisError('STORE_UNAVAILABLE', `store migration failed: ${(e as Error).message}`, { cause: e });
   }
   return { kysely, dialect, close: () => kysely.destroy() };
+}
+
+/**
+ * Kysely prepares every statement anew; preparing costs about as much as running a small one.
+ * The driver runs one statement at a time on its single connection, so reusing them is safe.
+ */
+function cachingPrepare(db: SqliteDatabase.Database) {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => db.close(),
+    prepare(sql: string) {
+      let stmt = cache.get(sql);
+      if (!stmt) {
+        stmt = db.prepare(sql);
+        if (cache.size >= 512) cache.delete(cache.keys().next().value!);
+        cache.set(sql, stmt);
+      }
+      return stmt;
+    },
+  };
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -86,6 +86,9 @@ export const migrations: Record<string, Migration> = {
   '0003_approvals_users': {
     async up(db: Kysely<any>) {
       await db.schema.alterTable('grants').addColumn('required_approvals', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+      // The per-user quota counts live grants on every request: keep that an index lookup.
+      await db.schema.createIndex('grants_requester_state').on('grants').columns(['requester', 'state']).execute();
+      await db.schema.createIndex('grants_rule_ref').on('grants').column('rule_ref').execute();
       await db.schema
         .createTable('approvals')
         .addColumn('grant_id', 'text', (c) => c.notNull())

@@ -48,7 +48,12 @@ export class Store {
     const appended: AuditEvent[] = [];
     let result: T;
     try {
-      result = await this.db.transaction().execute(async (tx) => fn(this.writer(tx, appended)));
+      result = await this.db.transaction().execute(async (tx) => {
+        const w = this.writer(tx, appended);
+        const r = await fn(w);
+        await w.flush();
+        return r;
+      });
     } catch (e) {
       if (e instanceof PortcullisError) throw e;
       throw new PortcullisError('STORE_UNAVAILABLE', 'the store could not record the change', { cause: e });
@@ -62,8 +67,16 @@ export class Store {
     return this.write((w) => w.audit(event));
   }
 
-  private writer(tx: Transaction<Database>, appended: AuditEvent[]): Writer {
+  private writer(tx: Transaction<Database>, appended: AuditEvent[]): Writer & { flush(): Promise<void> } {
+    let head: { seq: number; hash: string; first: number } | undefined;
+    let pendingHead = false;
     return {
+      /** Moves the chain head once, compare-and-swap on where this transaction found it. */
+      flush: async () => {
+        if (!pendingHead || !head) return;
+        const upd = await tx.updateTable('audit_head').set({ seq: head.seq, hash: head.hash }).where('id', '=', 1).where('seq', '=', head.first).executeTakeFirst();
+        if (Number(upd.numUpdatedRows) !== 1) throw new PortcullisError('CONFLICT', 'audit chain head moved; retry');
+      },
       insertGrant: async (g) => {
         await tx.insertInto('grants').values(toRow(g)).execute();
       },
@@ -86,9 +99,14 @@ export class Store {
       },
       approvals: (id) => this.approvals(id, tx),
       audit: async (input) => {
-        let head = tx.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
-        if (this.dialect === 'postgres') head = head.forUpdate();
-        const prev = await head.executeTakeFirstOrThrow();
+        // The head is read (and, on PostgreSQL, locked) once per transaction, then carried along.
+        if (!head) {
+          let q = tx.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
+          if (this.dialect === 'postgres') q = q.forUpdate();
+          const row = await q.executeTakeFirstOrThrow();
+          head = { seq: Number(row.seq), hash: row.hash, first: Number(row.seq) };
+        }
+        const prev = head;
         const seq = Number(prev.seq) + 1;
         const now = this.clock();
         const { hash: _ignored, ...clean } = input as AuditInput & { hash?: unknown };
@@ -96,8 +114,8 @@ export class Store {
         const body = canonicalJson(bodyObj);
         const hash = chainHash(prev.hash, body);
         await tx.insertInto('audit_events').values({ seq, time: now, type: input.type, grant_id: input.grant ?? null, body, prev_hash: prev.hash, hash }).execute();
-        const upd = await tx.updateTable('audit_head').set({ seq, hash }).where('id', '=', 1).where('seq', '=', prev.seq).executeTakeFirst();
-        if (Number(upd.numUpdatedRows) !== 1) throw new PortcullisError('CONFLICT', 'audit chain head moved; retry');
+        head = { seq, hash, first: prev.first };
+        pendingHead = true;
         const event = { ...(JSON.parse(body) as Omit<AuditEvent, 'hash'>), hash };
         appended.push(event);
         return event;
