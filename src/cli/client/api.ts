@@ -100,7 +100,8 @@ export class BrokerApi {
     if (err) {
       let hint = hintFor(err.code, this.s.flag);
       if (err.code === 'NOT_FOUND' && /no such API route/i.test(err.message)) hint = 'this broker does not offer this command yet; it may be older than the CLI';
-      if (err.code === 'INTERNAL') hint = 'the broker failed; tell its operator (the broker log has the details)';
+      // 5xx other than 503 carry no detail by design; the broker's log has it.
+      if (status >= 500 && status !== 503 && !hint) hint = 'the broker failed; tell its operator (the broker log has the details)';
       return new CliError(err.code, redact(err.message), { hint, field: err.field, details: err.grant ? { grant: err.grant } : undefined });
     }
     if (status === 502 || status === 503 || status === 504) {
@@ -114,10 +115,20 @@ export class BrokerApi {
 }
 
 export function unreachable(server: string, e: unknown): CliError {
-  const cause = (e as { cause?: { code?: string } })?.cause?.code ?? (e as Error)?.name ?? 'error';
+  const cause = networkCause(e);
   return new CliError('BROKER_UNAVAILABLE', `cannot reach the broker at ${server} (${cause})`, {
     hint: 'check the address and your network; the broker may be down',
   });
+}
+
+/** ECONNREFUSED, ENOTFOUND, a timeout…: fetch hides the reason one or two causes deep. */
+export function networkCause(e: unknown): string {
+  const c = (e as { cause?: { code?: unknown; message?: unknown; errors?: { code?: unknown }[] } })?.cause;
+  if (typeof c?.code === 'string') return c.code;
+  if (typeof c?.errors?.[0]?.code === 'string') return c.errors[0].code;
+  if ((e as Error)?.name === 'TimeoutError') return 'timed out';
+  if (typeof c?.message === 'string') return c.message.slice(0, 80);
+  return (e as Error)?.name ?? 'error';
 }
 
 async function refresh(s: ProfileSettings, refreshToken: string, flag: string): Promise<StoredTokens> {

@@ -1,5 +1,6 @@
 // Where the CLI signs in for a broker: --issuer/--client-id, else the broker's GET /auth/cli-config, else the
 // embedded development IdP at <server>/idp. The broker vouches for its issuer either way: its tokens go only to it.
+import { networkCause } from './api.ts';
 import { CliError, usage } from './errors.ts';
 import { normaliseBaseUrl } from './urls.ts';
 
@@ -54,7 +55,7 @@ async function fetchJson(url: string, server: string): Promise<unknown> {
   try {
     res = await fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(10_000), redirect: 'error' });
   } catch (e) {
-    const cause = (e as { cause?: { code?: string } })?.cause?.code ?? (e as Error)?.name ?? 'error';
+    const cause = networkCause(e);
     throw new CliError('BROKER_UNAVAILABLE', `cannot reach the broker at ${server} (${cause})`, { hint: 'check --server and your network; the broker may be down' });
   }
   if (res.status !== 200) {
