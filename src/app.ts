@@ -11,7 +11,7 @@ import type { Config, FirewallConfig, TargetConfig } from './config/schema.ts';
 import { PortcullisError } from './errors.ts';
 import type { FirewallAdapter } from './firewall/port.ts';
 import { buildFirewalls, defaultSimulatedPath } from './firewall/registry.ts';
-import { createDevIdp, type DevIdp } from './dev/idp.ts';
+import type { DevIdp } from './dev/idp.ts';
 import { createHttpApp } from './http/app.ts';
 import { bearerAuthn, type Authn } from './http/authn.ts';
 import { createWebAuth, type WebAuthSettings } from './http/web-auth.ts';
@@ -63,7 +63,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
     }
 
     const policy = loadPolicyEngine({ dir: config.policy.dir, timeZone: config.policy.timeZone });
-    const firewalls = buildFirewalls(config.targets, {
+    const firewalls = await buildFirewalls(config.targets, {
       simulatedPath: defaultSimulatedPath(config.store.url),
       factories: opts.firewallFactories,
     });
@@ -161,6 +161,8 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
           // A fresh client secret each start: the development IdP and the broker are one process.
           const webClient = { id: config.oidc.clients.web?.id ?? 'portcullis-web', secret: randomBytes(24).toString('base64url') };
           const cli = { id: config.oidc.clients.cli?.id ?? 'portcullis-cli' };
+          // Loaded only for the demo: oidc-provider is not needed against a real IdP.
+          const { createDevIdp } = await import('./dev/idp.ts');
           devIdp = await createDevIdp({
             issuer: oidc.issuer,
             publicUrl: url,

@@ -54,7 +54,7 @@ export async function exposureScanCommand(opts: ExposureScanOptions, deps: Expos
   const out = deps.out ?? process.stdout;
   const err = deps.err ?? process.stderr;
   const config = loadConfig({ path: opts.config ?? process.env.PORTCULLIS_CONFIG });
-  const firewalls = buildFirewalls(config.targets, { simulatedPath: defaultSimulatedPath(config.store.url), factories: deps.firewallFactories });
+  const firewalls = await buildFirewalls(config.targets, { simulatedPath: defaultSimulatedPath(config.store.url), factories: deps.firewallFactories });
   const adapters = new Set(firewalls.values());
   // The store is opened only to record fixes: a plain scan is a read and needs no database.
   let store: Store | undefined;

@@ -1,6 +1,6 @@
 // `portcullis serve`: runs the broker until SIGINT/SIGTERM; SIGHUP reloads the policies.
 import type { Command } from 'commander';
-import { createPortcullis } from '../app.ts';
+import type { Portcullis } from '../app.ts';
 import { loadConfig } from '../config/load.ts';
 import { isPortcullisError } from '../errors.ts';
 import { createLogger, errorFields } from '../log.ts';
@@ -13,6 +13,8 @@ export function registerServeCommand(program: Command): void {
     .action(async (opts: { config?: string }) => {
       const log = createLogger();
       const config = loadConfig({ path: opts.config ?? process.env.PORTCULLIS_CONFIG });
+      // Loaded here, not at the top: client commands should not pay for the server's start-up.
+      const { createPortcullis } = await import('../app.ts');
       const app = await createPortcullis(config, { log });
       const { url, issuer, banner: idpLines } = await app.start();
       process.stdout.write(banner(app, url, issuer, idpLines));
@@ -39,7 +41,7 @@ export function registerServeCommand(program: Command): void {
     });
 }
 
-function banner(app: Awaited<ReturnType<typeof createPortcullis>>, url: string, issuer: string, idpLines: string[]): string {
+function banner(app: Portcullis, url: string, issuer: string, idpLines: string[]): string {
   const c = app.config;
   const lines = [
     '',

@@ -3,7 +3,6 @@
 import { join } from 'node:path';
 import type { FirewallConfig, TargetConfig } from '../config/schema.ts';
 import { PortcullisError } from '../errors.ts';
-import { createAwsAdapter } from './aws-sg.ts';
 import { createMemoryAdapter } from './memory.ts';
 import { createNftablesAdapter } from './nftables.ts';
 import type { FirewallAdapter } from './port.ts';
@@ -16,14 +15,14 @@ export interface RegistryOptions {
   factories?: Partial<Record<FirewallConfig['kind'], (cfg: FirewallConfig, target: TargetConfig) => FirewallAdapter>>;
 }
 
-export function buildFirewalls(targets: readonly TargetConfig[], opts: RegistryOptions): Map<string, FirewallAdapter> {
+export async function buildFirewalls(targets: readonly TargetConfig[], opts: RegistryOptions): Promise<Map<string, FirewallAdapter>> {
   const byKey = new Map<string, FirewallAdapter>();
   const out = new Map<string, FirewallAdapter>();
   for (const t of targets) {
     const key = backendKey(t);
     let fw = byKey.get(key);
     if (!fw) {
-      fw = create(t, opts, portsOfBackend(targets, key));
+      fw = await create(t, opts, portsOfBackend(targets, key));
       byKey.set(key, fw);
     }
     out.set(t.id, fw);
@@ -49,7 +48,7 @@ function portsOfBackend(targets: readonly TargetConfig[], key: string): number[]
   return [...new Set(targets.filter((x) => backendKey(x) === key).flatMap((x) => x.ports))];
 }
 
-function create(t: TargetConfig, opts: RegistryOptions, ports: number[] = t.ports): FirewallAdapter {
+async function create(t: TargetConfig, opts: RegistryOptions, ports: number[] = t.ports): Promise<FirewallAdapter> {
   const custom = opts.factories?.[t.firewall.kind];
   if (custom) return custom(t.firewall, t);
   switch (t.firewall.kind) {
@@ -58,7 +57,8 @@ function create(t: TargetConfig, opts: RegistryOptions, ports: number[] = t.port
     case 'memory':
       return createMemoryAdapter(`memory:${t.id}`);
     case 'aws-security-group':
-      return createAwsAdapter(t.firewall);
+      // Loaded only when configured: the EC2 client alone costs about 100 MB of resident memory.
+      return (await import('./aws-sg.ts')).createAwsAdapter(t.firewall);
     case 'nftables':
       return createNftablesAdapter(t.firewall, { ports });
     default:
