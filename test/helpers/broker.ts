@@ -50,10 +50,12 @@ export interface BrokerProcess {
 }
 
 /** Runs `portcullis serve --config FILE` in a child process and waits until it listens. */
-export async function spawnBroker(raw: Record<string, unknown>, dir: string, env: NodeJS.ProcessEnv = {}): Promise<BrokerProcess> {
+export async function spawnBroker(raw: Record<string, unknown>, dir: string, env: NodeJS.ProcessEnv = {}, opts: { compiled?: boolean } = {}): Promise<BrokerProcess> {
   const file = join(dir, `config-${Date.now()}.yaml`);
   writeFileSync(file, stringify(raw));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'serve', '--config', file], {
+  // `compiled`: the production entry (dist/, built by `npm run build`), as `npm start` runs it.
+  const entry = opts.compiled ? [join(ROOT, 'dist/cli/main.js')] : ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
+  const child = spawn(process.execPath, [...entry, 'serve', '--config', file], {
     cwd: ROOT,
     env: { ...process.env, PORTCULLIS_LOG: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
