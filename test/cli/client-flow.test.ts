@@ -1,12 +1,23 @@
 // The technician's journey through the spawned CLI: device-flow login at a real provider, targets, open (at once and
 // through another user's approval), ls --json, close, extend, deny, Ctrl-C, audit export; tokens 0600 and never printed.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { api } from '../helpers/broker.ts';
 import { show } from './helpers/cli.ts';
 import { assertExit, startWorld, type World } from './helpers/world.ts';
+
+function hasScript(): boolean {
+  return spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
+}
+
+/** Skips on a laptop without util-linux `script`; fails in CI, where every test must run. */
+function needScript(): string {
+  if (process.env.CI) throw new Error('util-linux `script` is required in CI for the terminal test');
+  return 'util-linux `script` (a pseudo-terminal) is not installed';
+}
 
 describe('portcullis CLI: login, open --wait through approval, ls, close', () => {
   let w: World;
@@ -125,6 +136,18 @@ describe('portcullis CLI: login, open --wait through approval, ls, close', () =>
     assert.equal((await w.firewall('prod-db').list()).length, 0);
     const types = (await w.broker.app.store.auditEvents({ grant: id })).map((e) => e.type);
     assert.ok(types.includes('grant.approved') && types.includes('rule.opened') && types.includes('rule.closed'), types.join(','));
+  });
+
+  test('on a terminal, --wait shows a spinner while it waits and clears it before printing the result', { skip: hasScript() ? false : needScript() }, async () => {
+    const waiting = w.cli.startTty(['open', 'prod-db', '--for', '30m', '--reason', 'T-tty', '--wait', '--poll-interval', '1s', '--profile', 'alice']);
+    const id = (await waiting.waitFor(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] waiting for an approver \(request (g_[A-Za-z0-9_-]+)/))[1]!;
+    // The elapsed time ticks on the same line.
+    await waiting.waitFor(/\r\x1b\[2K[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] waiting for an approver \(request g_[^)]+\) [1-9]s/);
+    assertExit(await w.cli.run(['approve', id, '--profile', 'bob']), 0);
+    const r = await waiting.done;
+    assertExit(r, 0);
+    assert.match(r.stdout, /\r\x1b\[2KAccess to prod-db is open/);
+    assertExit(await w.cli.run(['close', id, '--profile', 'alice']), 0);
   });
 
   test('a request denied by an approver ends the wait with exit 4 and says so', async () => {

@@ -1,4 +1,6 @@
 // `portcullis open`: ask for access to one target; with --wait, see it through approval to an open rule.
+import { accessSync, constants } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parseDuration } from '../../config/duration.ts';
 import { BrokerApi } from './api.ts';
@@ -54,6 +56,15 @@ async function open(target: string, opts: OpenOptions): Promise<number> {
     if (!/^\d{1,5}$/.test(opts.port) || port < 1 || port > 65535) throw usage(`--port "${opts.port}" is not a port number (1-65535)`);
   }
 
+  if (opts.rdpFile !== undefined) {
+    // Found out now, not after a port was opened for a file that cannot be written.
+    try {
+      accessSync(dirname(resolve(opts.rdpFile)), constants.W_OK);
+    } catch {
+      throw usage(`--rdp-file ${opts.rdpFile}: its directory does not exist or is not writable`);
+    }
+  }
+
   const s = openSession(opts);
   const api = new BrokerApi(s);
   const interrupts = new Interrupts(api, s.flag);
@@ -61,6 +72,8 @@ async function open(target: string, opts: OpenOptions): Promise<number> {
     const body = { target, duration: opts.for, reason: opts.reason, ...(port !== undefined ? { port } : {}), ...(opts.ip !== undefined ? { sourceIp: opts.ip } : {}) };
     const res = await api.post<{ grant: GrantView }>('/grants', body);
     let grant = res.body.grant;
+    // A Ctrl-C that arrived while the broker was answering withdraws what it created.
+    await interrupts.track(grant);
     if (grant.state !== 'active' && !opts.wait) {
       if (opts.json) printJson({ grant });
       else {
@@ -71,10 +84,10 @@ async function open(target: string, opts: OpenOptions): Promise<number> {
       }
       return 5;
     }
-    interrupts.track(grant);
     if (grant.state !== 'active') {
-      grant = await waitForActive(api, grant, { pollMs: pollSeconds * 1000, timeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000, flag: s.flag });
+      grant = await waitForActive(api, grant, { pollMs: pollSeconds * 1000, timeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000, flag: s.flag, interrupts });
     }
+    await interrupts.gate();
     interrupts.dispose();
     return printOpen(grant, opts, s.flag);
   } finally {

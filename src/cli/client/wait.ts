@@ -11,22 +11,38 @@ export interface WaitOptions {
   /** Client-side deadline in ms from now; undefined waits until the broker decides. */
   timeoutMs?: number | undefined;
   flag: string;
+  /** Holds the loop once the person pressed Ctrl-C, and lets it stop its spinner first. */
+  interrupts: Pick<Interrupts, 'gate' | 'onCancel'>;
 }
 
 /** Cancels `grant` (if it is still cancellable) and exits 130; a second Ctrl-C exits at once. */
 export class Interrupts {
   private grant: GrantView | undefined;
   private pending = false;
+  private readonly cleanups: (() => void)[] = [];
   private readonly handler = () => void this.onSignal();
 
   constructor(private readonly api: BrokerApi, private readonly flag: string) {
     process.on('SIGINT', this.handler);
   }
 
-  /** The request now exists; an interrupt that came before it is acted on now. */
-  track(grant: GrantView): void {
+  /** The request now exists; an interrupt that came before it is acted on now (and this never resolves). */
+  async track(grant: GrantView): Promise<void> {
     this.grant = grant;
-    if (this.pending) void this.cancelAndExit();
+    if (this.pending) await this.cancelAndExit();
+  }
+
+  /**
+   * Callers await this between steps: once Ctrl-C was pressed it never resolves, so the command
+   * cannot print success and exit 0 while the withdrawal is still on its way.
+   */
+  /** Runs before the withdrawal is printed (e.g. to stop a spinner). */
+  onCancel(fn: () => void): void {
+    this.cleanups.push(fn);
+  }
+
+  gate(): Promise<void> {
+    return this.pending ? new Promise<void>(() => {}) : Promise.resolve();
   }
 
   dispose(): void {
@@ -42,7 +58,7 @@ export class Interrupts {
 
   private async cancelAndExit(): Promise<never> {
     const g = this.grant!;
-    process.stderr.write('\r\x1b[2K');
+    for (const fn of this.cleanups) fn();
     await cancel(this.api, g, this.flag, 'interrupted');
     process.exit(reportError(new CliError('CANCELLED', `interrupted; request ${g.id} for ${g.target} was withdrawn`, { details: { grant: g.id } }), false));
   }
@@ -60,6 +76,7 @@ export async function cancel(api: BrokerApi, g: GrantView, flag: string, why: st
 
 export async function waitForActive(api: BrokerApi, first: GrantView, o: WaitOptions): Promise<GrantView> {
   const progress = new Progress();
+  o.interrupts.onCancel(() => progress.stop());
   const started = Date.now();
   const deadline = o.timeoutMs === undefined ? undefined : started + o.timeoutMs;
   let g = first;
@@ -79,7 +96,9 @@ export async function waitForActive(api: BrokerApi, first: GrantView, o: WaitOpt
         });
       }
       await new Promise((r) => setTimeout(r, deadline === undefined ? o.pollMs : Math.max(0, Math.min(o.pollMs, deadline - Date.now()))));
+      await o.interrupts.gate();
       g = (await api.get<{ grant: GrantView }>(`/grants/${encodeURIComponent(g.id)}`)).grant;
+      await o.interrupts.gate();
     }
   } finally {
     progress.stop();

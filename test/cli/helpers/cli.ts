@@ -40,8 +40,17 @@ export class CliRunner {
     return env;
   }
 
-  start(args: string[], extra: NodeJS.ProcessEnv = {}): RunningCli {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: this.env(extra), stdio: ['ignore', 'pipe', 'pipe'] });
+  /**
+   * Runs the CLI on a pseudo-terminal through util-linux `script`, as a person at a terminal would;
+   * everything it writes to the terminal arrives on stdout.
+   */
+  startTty(args: string[], extra: NodeJS.ProcessEnv = {}): RunningCli {
+    const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+    return this.start(args, { TERM: 'xterm', ...extra }, ['script', ['-qfec', [process.execPath, BIN, ...args].map(quote).join(' '), '/dev/null']]);
+  }
+
+  start(args: string[], extra: NodeJS.ProcessEnv = {}, command: [string, string[]] = [process.execPath, [BIN, ...args]]): RunningCli {
+    const child = spawn(command[0], command[1], { cwd: ROOT, env: this.env(extra), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     const waiters: { re: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];
