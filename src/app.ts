@@ -111,7 +111,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         return bearerAuthn(verifier).principal(req);
       },
     };
-    const web = createWebAuth({ settings: () => webSettings, sessions: kyselySessionStore(db.kysely), bearer, audit: (e) => store.audit(e), log, now: opts.clock });
+    const web = createWebAuth({ settings: () => webSettings, sessions: kyselySessionStore(db.kysely), bearer, audit: (e) => store.audit(e), log, now: opts.clock, scope: config.oidc.scopes.join(' ') });
     const mounts: { path: string; handler: express.RequestHandler | express.Router }[] = [];
     if (config.dev.embeddedIdp) {
       mounts.push({ path: '/idp', handler: (req, res, next) => (devIdp ? devIdp.handler(req, res, next) : next()) });
@@ -132,7 +132,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       cliClientId: config.oidc.clients.cli?.id,
       auditReaderGroups: [...config.audit.readerGroups, ...config.grants.adminGroups],
       maxDurationMinutes: parseDuration(config.grants.maxDuration)! / 60,
-      cliConfig: () => (webSettings ? { issuer: webSettings.oidc.issuer, clientId: webSettings.oidc.clients.cli?.id ?? null } : undefined),
+      cliConfig: () => (webSettings ? { issuer: webSettings.oidc.issuer, clientId: webSettings.oidc.clients.cli?.id ?? null, scopes: [...new Set([...config.oidc.scopes, 'offline_access'])] } : undefined),
       ready: async () => ({ policy: { ok: true, detail: `${policy.describe().length} policies (generation ${policy.generation})` } }),
     });
 

@@ -623,8 +623,15 @@ export class Broker {
     return true;
   }
 
-  async getGrant(principal: Principal, id: GrantId): Promise<Grant> {
-    return this.visibleGrant(principal, id);
+  /** A grant the principal may see; approvers also see the pending requests they may decide. */
+  async getGrant(principal: Principal, id: GrantId, channel: Channel = 'api'): Promise<Grant> {
+    try {
+      return await this.visibleGrant(principal, id);
+    } catch (e) {
+      const g = isPortcullisError(e, 'GRANT_NOT_FOUND') && /^g_[A-Za-z0-9_-]{10,40}$/.test(id) ? await this.store.getGrant(id) : undefined;
+      if (g?.state === 'pending' && g.requester !== principal.sub && this.decideApproval(principal, g, channel).allowed) return g;
+      throw e;
+    }
   }
 
   async listGrants(principal: Principal, opts: { limit?: number; all?: boolean } = {}): Promise<Grant[]> {

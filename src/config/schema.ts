@@ -81,6 +81,8 @@ export const configSchema = z
           .strictObject({ web: oidcClient.optional(), cli: oidcClient.optional() })
           .prefault({}),
         groupsClaim: z.string().min(1).default('groups'),
+        /** Scopes asked at sign-in (web and CLI; the CLI adds offline_access). Add e.g. `groups` where the IdP releases groups only on request. */
+        scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be an OAuth scope token')).default(['openid', 'profile', 'email']),
         mfa: z
           .strictObject({
             amr: z.array(z.string().min(1)).default(['mfa', 'otp', 'hwk', 'swk', 'sc']),
@@ -176,6 +178,9 @@ export const configSchema = z
     }
     if (c.oidc.issuer !== undefined && !c.oidc.clients.web && !c.oidc.clients.cli) {
       ctx.addIssue({ code: 'custom', path: ['oidc', 'clients'], message: 'needs at least one of web or cli' });
+    }
+    if (Array.isArray(c.oidc.scopes) && !c.oidc.scopes.includes('openid')) {
+      ctx.addIssue({ code: 'custom', path: ['oidc', 'scopes'], message: 'must include openid' });
     }
     if (c.oidc.mfa.amr.length === 0 && c.oidc.mfa.acr.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['oidc', 'mfa'], message: 'needs at least one amr or acr value: MFA cannot be switched off' });

@@ -266,11 +266,14 @@ export class AwsSecurityGroupAdapter implements FirewallAdapter, ExposureScanner
         `an inbound rule not managed by Portcullis (${rule.SecurityGroupRuleId}) already admits ${spec.source} to port ${spec.port} on ${this.scope}; Portcullis will not adopt or later remove it`,
       );
     }
-    const mine = tagOf(rule, TAG_GRANT) === spec.grantId || tagOf(rule, TAG_SHARED_PREFIX + spec.grantId) !== undefined;
-    if (mine) return;
+    const owner = tagOf(rule, TAG_GRANT) === spec.grantId;
+    const mine = owner || tagOf(rule, TAG_SHARED_PREFIX + spec.grantId) !== undefined;
+    // A retry of the same open changes nothing; an extend moves the expiry the rule carries.
+    if (mine && !spec.extend) return;
     const current = Date.parse(tagOf(rule, TAG_EXPIRES) ?? '');
-    const tags = [{ Key: TAG_SHARED_PREFIX + spec.grantId, Value: expires }];
+    const tags = owner ? [] : [{ Key: TAG_SHARED_PREFIX + spec.grantId, Value: expires }];
     if (!(current >= spec.expiresAt)) tags.push({ Key: TAG_EXPIRES, Value: expires });
+    if (tags.length === 0) return;
     await this.call(() => this.client.send(new CreateTagsCommand({ Resources: [rule.SecurityGroupRuleId!], Tags: tags }))).catch((e: unknown) => {
       throw this.fail(e, 'CreateTags');
     });

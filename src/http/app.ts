@@ -29,7 +29,7 @@ export interface HttpDeps {
   /** grants.maxDuration in minutes: the cap of the per-target "longest you may ask for". */
   maxDurationMinutes?: number;
   /** What `portcullis login` needs to find the IdP (public: issuer and the public CLI client id). */
-  cliConfig?: () => { issuer: string; clientId: string | null } | undefined;
+  cliConfig?: () => { issuer: string; clientId: string | null; scopes: string[] } | undefined;
   /** Routers mounted before the API (the development IdP at /idp, web sign-in). */
   mounts?: { path: string; handler: express.RequestHandler | Router }[];
   /** Extra readiness checks (policy engine, IdP). */
@@ -87,7 +87,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
       res.status(503).json({ error: { code: 'IDP_UNAVAILABLE', message: 'the broker is still starting' } });
       return;
     }
-    res.json({ issuer: c.issuer, clientId: c.clientId, scopes: ['openid', 'profile', 'email', 'offline_access'] });
+    res.json({ issuer: c.issuer, clientId: c.clientId, scopes: c.scopes });
   });
 
   for (const m of deps.mounts ?? []) app.use(m.path, m.handler);
@@ -183,7 +183,9 @@ function apiRouter(deps: HttpDeps): Router {
 
   r.get('/grants/:id', async (req, res) => {
     const p = await who(req);
-    res.json({ grant: grantView(await broker.getGrant(p, req.params.id as GrantId), broker) });
+    const grant = await broker.getGrant(p, req.params.id as GrantId, channelOf(deps, p));
+    const approvals = (await store.approvals(grant.id)).map((a) => ({ approver: a.approver, decision: a.decision, comment: a.comment, at: new Date(a.createdAt).toISOString() }));
+    res.json({ grant: { ...grantView(grant, broker), approvals } });
   });
 
   r.post('/grants/:id/revoke', async (req, res) => {

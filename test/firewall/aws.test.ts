@@ -76,6 +76,17 @@ describe('AWS security-group adapter against the EC2 stand-in', () => {
     assert.deepEqual(h.ep.log.map((c) => c.action), ['AuthorizeSecurityGroupIngress']);
   });
 
+  it('an extend moves the expiry tag of the grant\'s rule; a plain retry changes nothing', async () => {
+    const ref = await h.adapter.open(spec(7));
+    assert.equal(await h.adapter.open(spec(7)), ref);
+    const extended = await h.adapter.open(spec(7, { expiresAt: T0 + 2 * HOUR, extend: true }));
+    assert.equal(extended, ref);
+    const r = h.ep.model.ingressRules(GROUP)[0]!;
+    assert.equal(r.tags.get(TAG_EXPIRES), '2030-01-02T05:04:05.000Z');
+    assert.equal((await h.adapter.list())[0]!.expiresAt, T0 + 2 * HOUR);
+    assert.equal(h.ep.model.ingressRules(GROUP).length, 1);
+  });
+
   it('signs with credentials from the SDK default provider chain, for the region of the target', async () => {
     await h.adapter.open(spec(2));
     assert.deepEqual([...h.ep.accessKeyIds], [DUMMY_KEY_ID]);
