@@ -1,7 +1,9 @@
 // Checks every value before it enters an nft script: addresses, prefixes, ports, names, grant ids.
 // The core validated them already; this is the adapter's own fence because nft scripts are a language.
-import { isIP } from 'node:net';
 import { PortcullisError } from '../errors.ts';
+import { bitsOf, cidrRange as rangeOf, hasHostBits, parseAddress, readCidr, type Address } from '../net/cidr.ts';
+
+export { addressText as fromBigInt, rangeToPrefix } from '../net/cidr.ts';
 
 export interface Cidr {
   family: 4 | 6;
@@ -38,30 +40,26 @@ export function assertPort(port: number): void {
 
 /** Canonical text of an IP address, or undefined. IPv4-mapped IPv6 is refused: it would never match. */
 export function canonicalIp(text: string): { family: 4 | 6; address: string } | undefined {
-  const fam = isIP(text);
-  if (fam === 4) {
-    const parts = text.split('.');
-    if (parts.some((p) => p.length > 1 && p.startsWith('0'))) return undefined;
-    return { family: 4, address: parts.map((p) => String(Number(p))).join('.') };
-  }
-  if (fam === 6) {
-    if (text.includes('%') || text.includes('.')) return undefined;
-    return { family: 6, address: new URL(`http://[${text}]/`).hostname.slice(1, -1) };
-  }
-  return undefined;
+  const a = nftAddress(text);
+  return a && { family: a.family, address: a.text };
+}
+
+/** Any dotted IPv6 form is refused, not only ::ffff:a.b.c.d: nft would list it in another spelling. */
+function nftAddress(text: string): Address | undefined {
+  const a = parseAddress(text);
+  return a?.family === 6 && text.includes('.') ? undefined : a;
 }
 
 /** Parses `addr` or `addr/len`; refuses host bits so the element nft stores is exactly the text given. */
 export function parseCidr(text: string, field = 'source'): Cidr {
   if (typeof text !== 'string' || text.length > 64) bad('source is not a CIDR', field);
-  const [addr, len, ...rest] = text.split('/');
-  const ip = canonicalIp(addr ?? '');
-  if (ip === undefined || rest.length > 0 || (len !== undefined && !/^\d{1,3}$/.test(len))) bad(`"${text}" is not a CIDR`, field);
-  const max = ip.family === 4 ? 32 : 128;
-  const prefix = len === undefined ? max : Number(len);
+  const parts = readCidr(text, nftAddress);
+  if (parts === undefined) bad(`"${text}" is not a CIDR`, field);
+  const { address: ip, prefix } = parts;
+  const max = bitsOf(ip.family);
   if (prefix > max) bad(`"${text}" has a prefix longer than /${max}`, field);
-  if (toBigInt(ip.address, ip.family) & ~mask(prefix, ip.family) & allOnes(ip.family)) bad(`"${text}" has host bits set`, field);
-  return { family: ip.family, address: ip.address, prefix };
+  if (hasHostBits(ip.value, ip.family, prefix)) bad(`"${text}" has host bits set`, field);
+  return { family: ip.family, address: ip.text, prefix };
 }
 
 export function cidrText(c: Cidr): string {
@@ -70,43 +68,14 @@ export function cidrText(c: Cidr): string {
 
 /** Inclusive first and last address of a prefix, as integers. */
 export function cidrRange(c: Cidr): [bigint, bigint] {
-  const start = toBigInt(c.address, c.family);
-  return [start, start | (~mask(c.prefix, c.family) & allOnes(c.family))];
+  return rangeOf({ family: c.family, network: toBigInt(c.address, c.family), prefix: c.prefix });
 }
 
+/** The address as an integer; text that is not an address of `family` is refused, never read as something else. */
 export function toBigInt(address: string, family: 4 | 6): bigint {
-  if (family === 4) return address.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
-  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
-}
-
-/** The prefix length that covers exactly [start, end], or undefined when the range is not a prefix. */
-export function rangeToPrefix(start: bigint, end: bigint, family: 4 | 6): number | undefined {
-  const bits = family === 4 ? 32 : 128;
-  for (let p = 0; p <= bits; p++) {
-    const m = mask(p, family);
-    if ((start & ~m & allOnes(family)) === 0n && (start | (~m & allOnes(family))) === end) return p;
-  }
-  return undefined;
-}
-
-export function fromBigInt(n: bigint, family: 4 | 6): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 255n)).join('.');
-  const groups: string[] = [];
-  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((n >> s) & 0xffffn).toString(16));
-  return canonicalIp(groups.join(':'))!.address;
-}
-
-function allOnes(family: 4 | 6): bigint {
-  return (1n << BigInt(family === 4 ? 32 : 128)) - 1n;
-}
-
-function mask(prefix: number, family: 4 | 6): bigint {
-  const bits = BigInt(family === 4 ? 32 : 128);
-  return (allOnes(family) >> (bits - BigInt(prefix))) << (bits - BigInt(prefix));
+  const a = parseAddress(address);
+  if (a?.family !== family) bad(`${JSON.stringify(String(address).slice(0, 60))} is not an IPv${family} address`, 'address');
+  return a.value;
 }
 
 const COMMENT = /^portcullis grant=([A-Za-z0-9][A-Za-z0-9._:-]{0,79}) exp=(\d{1,15})$/;
