@@ -1,6 +1,6 @@
 // Source addresses: parse, canonicalise and bound the CIDR a rule may admit (invariant 2).
 import { PortcullisError } from '../errors.ts';
-import { bitsOf, hasHostBits, parseAddress, readCidr, type Address } from '../net/cidr.ts';
+import { addressText, bitsOf, hasHostBits, parseAddress, readCidr, type Address } from '../net/cidr.ts';
 
 export interface Source {
   /** Canonical CIDR, e.g. 198.51.100.7/32 or 2001:db8::1/128. */
@@ -21,10 +21,11 @@ export function canonicalAddress(ip: string): string | undefined {
   return callerAddress(ip)?.text;
 }
 
-/** A zone id is dropped; the dotted IPv4-mapped form a dual-stack socket reports is read as the IPv4 address it carries. */
+/** A zone id is dropped; an IPv4-mapped address (in any spelling) is read as the IPv4 address it carries. */
 function callerAddress(ip: string): Address | undefined {
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
-  return parseAddress(mapped ? mapped[1]! : ip.replace(/%.*$/, ''));
+  const a = parseAddress(ip.replace(/%.*$/, ''));
+  if (a?.family === 6 && a.value >> 32n === 0xffffn) return parseAddress(addressText(a.value & 0xffffffffn, 4));
+  return a;
 }
 
 /**

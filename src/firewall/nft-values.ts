@@ -44,10 +44,14 @@ export function canonicalIp(text: string): { family: 4 | 6; address: string } | 
   return a && { family: a.family, address: a.text };
 }
 
-/** Any dotted IPv6 form is refused, not only ::ffff:a.b.c.d: nft would list it in another spelling. */
+/**
+ * Any spelling is read by value (nft itself lists ::102:304 as ::1.2.3.4), and compared by its
+ * canonical text. IPv4-mapped addresses (::ffff:0:0/96) are refused: an IPv4 packet never
+ * matches them, so such an element would admit nobody while looking like a grant.
+ */
 function nftAddress(text: string): Address | undefined {
   const a = parseAddress(text);
-  return a?.family === 6 && text.includes('.') ? undefined : a;
+  return a?.family === 6 && a.value >> 32n === 0xffffn ? undefined : a;
 }
 
 /** Parses `addr` or `addr/len`; refuses host bits so the element nft stores is exactly the text given. */

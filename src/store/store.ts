@@ -27,10 +27,21 @@ export interface Writer {
 
 export type AuditListener = (events: AuditEvent[]) => void;
 
+interface QueuedWrite {
+  fn: (w: Writer) => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Most writes grouped into one SQLite transaction; bounds how long one commit holds the writer. */
+const MAX_GROUP = 64;
+
 export class Store {
   readonly dialect: Dialect;
   private readonly db: Kysely<Database>;
   private readonly listeners: AuditListener[] = [];
+  private readonly queue: QueuedWrite[] = [];
+  private draining = false;
   private readonly clock: () => number;
 
   constructor(db: Db, clock: () => number = Date.now) {
@@ -44,7 +55,21 @@ export class Store {
     this.listeners.push(listener);
   }
 
-  async write<T>(fn: (w: Writer) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` in a transaction and resolves once it is committed. On SQLite, writes that arrive
+   * while one is committing are grouped into the next transaction (group commit: one commit for
+   * many requests; SQLite has one writer anyway). `fn` must keep its effects inside the Writer:
+   * when a grouped transaction fails, each `fn` of the group is run again on its own.
+   */
+  write<T>(fn: (w: Writer) => Promise<T>): Promise<T> {
+    if (this.dialect !== 'sqlite') return this.writeOne(fn);
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ fn, resolve, reject } as QueuedWrite);
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  private async writeOne<T>(fn: (w: Writer) => Promise<T>): Promise<T> {
     const appended: AuditEvent[] = [];
     let result: T;
     try {
@@ -58,8 +83,45 @@ export class Store {
       if (e instanceof PortcullisError) throw e;
       throw new PortcullisError('STORE_UNAVAILABLE', 'the store could not record the change', { cause: e });
     }
-    if (appended.length) for (const l of this.listeners) l(appended);
+    this.emit(appended);
     return result;
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) {
+        const group = this.queue.splice(0, MAX_GROUP);
+        if (group.length === 1) {
+          await this.writeOne(group[0]!.fn).then(group[0]!.resolve, group[0]!.reject);
+          continue;
+        }
+        const appended: AuditEvent[] = [];
+        let results: unknown[];
+        try {
+          results = await this.db.transaction().execute(async (tx) => {
+            const w = this.writer(tx, appended);
+            const out: unknown[] = [];
+            for (const op of group) out.push(await op.fn(w));
+            await w.flush();
+            return out;
+          });
+        } catch {
+          // Someone's write failed: undo the group and give each its own transaction, so only
+          // the failing one fails.
+          for (const op of group) await this.writeOne(op.fn).then(op.resolve, op.reject);
+          continue;
+        }
+        this.emit(appended);
+        group.forEach((op, i) => op.resolve(results[i]));
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private emit(events: AuditEvent[]): void {
+    if (events.length) for (const l of this.listeners) l(events);
   }
 
   /** Appends audit events with no state change (sign-ins, refused tokens). */

@@ -76,6 +76,16 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     assert.deepEqual(listed, [{ ref, grantIds: ['g-comment'], source: `${LAB_ADDR.client4}/32`, port: 3389, expiresAt: rule.expiresAt }]);
   });
 
+  it('an IPv6 source that nft lists in dotted form (::1.2.3.4) is still found, and closed', async (t) => {
+    if (!ready(t)) return;
+    const rule = spec('g-dotted', '::102:304/128', 60_000);
+    const ref = await fw.open(rule);
+    const listed = await fw.list();
+    assert.deepEqual(listed.map((r) => [r.ref, r.source, r.grantIds]), [[ref, '::102:304/128', ['g-dotted']]]);
+    await fw.close([ref]);
+    assert.deepEqual(await fw.list(), []);
+  });
+
   it('open is idempotent per grant id: a retry returns the same ref and adds nothing', async (t) => {
     if (!ready(t)) return;
     const rule = spec('g-idem', `${LAB_ADDR.client4}/32`, 60_000);

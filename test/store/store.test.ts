@@ -103,6 +103,25 @@ function storeSuite(name: string, open: () => Promise<{ db: Db; cleanup: () => P
       assert.equal((await store.verifyAudit()).lastSeq, head);
     });
 
+    it('concurrent writes commit together, and one failing write fails alone', async () => {
+      const gs = Array.from({ length: 20 }, () => grant());
+      const results = await Promise.allSettled(
+        gs.map((g, i) =>
+          store.write(async (w) => {
+            await w.insertGrant(g);
+            await w.audit({ type: 'grant.requested', actor: 'alice', grant: g.id });
+            if (i === 7) throw new Error('this one fails');
+            return g.id;
+          }),
+        ),
+      );
+      assert.deepEqual(results.map((r) => r.status), gs.map((_, i) => (i === 7 ? 'rejected' : 'fulfilled')));
+      assert.equal(await store.getGrant(gs[7]!.id), undefined, 'the failed write left nothing');
+      for (const [i, g] of gs.entries()) if (i !== 7) assert.ok(await store.getGrant(g.id));
+      assert.equal((await store.auditEvents({ grant: gs[7]!.id })).length, 0);
+      assert.equal((await store.verifyAudit()).ok, true);
+    });
+
     it('finds due, live and shared grants', async () => {
       const now = Date.now();
       const due = grant({ state: 'active', expiresAt: now - 1, ruleRef: 'r-shared' });

@@ -10,6 +10,8 @@ test('addresses become host CIDRs in canonical form', () => {
   assert.equal(parseSource('198.51.100.7', hostOnly).cidr, '198.51.100.7/32');
   assert.equal(parseSource('2001:DB8:0:0::1', hostOnly).cidr, '2001:db8::1/128');
   assert.equal(parseSource('::ffff:198.51.100.7', hostOnly).cidr, '198.51.100.7/32');
+  assert.equal(parseSource('::ffff:c633:6407', hostOnly).cidr, '198.51.100.7/32', 'IPv4-mapped in hex is IPv4 too');
+  assert.equal(parseSource('::1.2.3.4', hostOnly).cidr, '::102:304/128');
   assert.equal(parseSource('198.51.100.7/32', hostOnly).prefixLength, 32);
   assert.equal(canonicalAddress('::ffff:127.0.0.1'), '127.0.0.1');
   assert.equal(canonicalAddress('fe80::1%eth0'), 'fe80::1');
