@@ -5,7 +5,7 @@ import { canonicalJson, chainHash, ChainVerifier, type VerifyResult } from '../a
 import type { Approval, CloseReason, Grant, GrantId, GrantState, Principal, TargetId, UserId } from '../broker/types.ts';
 import { PortcullisError } from '../errors.ts';
 import type { Db, Dialect } from './db.ts';
-import type { Database, GrantsTable } from './schema.ts';
+import type { AuditEventsTable, Database, GrantsTable } from './schema.ts';
 
 type Exec = Kysely<Database> | Transaction<Database>;
 
@@ -131,11 +131,13 @@ export class Store {
 
   private writer(tx: Transaction<Database>, appended: AuditEvent[]): Writer & { flush(): Promise<void> } {
     let head: { seq: number; hash: string; first: number } | undefined;
-    let pendingHead = false;
+    // Events are hashed as they come and inserted together at the end of the transaction.
+    const rows: AuditEventsTable[] = [];
     return {
-      /** Moves the chain head once, compare-and-swap on where this transaction found it. */
+      /** Inserts the transaction's events and moves the chain head once (compare-and-swap). */
       flush: async () => {
-        if (!pendingHead || !head) return;
+        if (rows.length === 0 || !head) return;
+        for (let i = 0; i < rows.length; i += 200) await tx.insertInto('audit_events').values(rows.slice(i, i + 200)).execute();
         const upd = await tx.updateTable('audit_head').set({ seq: head.seq, hash: head.hash }).where('id', '=', 1).where('seq', '=', head.first).executeTakeFirst();
         if (Number(upd.numUpdatedRows) !== 1) throw new PortcullisError('CONFLICT', 'audit chain head moved; retry');
       },
@@ -175,9 +177,8 @@ export class Store {
         const bodyObj = { ...clean, seq, time: new Date(now).toISOString(), prevHash: prev.hash };
         const body = canonicalJson(bodyObj);
         const hash = chainHash(prev.hash, body);
-        await tx.insertInto('audit_events').values({ seq, time: now, type: input.type, grant_id: input.grant ?? null, body, prev_hash: prev.hash, hash }).execute();
+        rows.push({ seq, time: now, type: input.type, grant_id: input.grant ?? null, body, prev_hash: prev.hash, hash });
         head = { seq, hash, first: prev.first };
-        pendingHead = true;
         const event = { ...(JSON.parse(body) as Omit<AuditEvent, 'hash'>), hash };
         appended.push(event);
         return event;
