@@ -53,8 +53,8 @@ export interface BrokerProcess {
 export async function spawnBroker(raw: Record<string, unknown>, dir: string, env: NodeJS.ProcessEnv = {}, opts: { compiled?: boolean } = {}): Promise<BrokerProcess> {
   const file = join(dir, `config-${Date.now()}.yaml`);
   writeFileSync(file, stringify(raw));
-  // `compiled`: the production entry (dist/, built by `npm run build`), as `npm start` runs it.
-  const entry = opts.compiled ? [join(ROOT, 'dist/cli/main.js')] : ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
+  // `compiled`: the production entry (dist/, built by `npm run build`) with the flags of `npm start`.
+  const entry = opts.compiled ? ['--max-semi-space-size=4', join(ROOT, 'dist/cli/main.js')] : ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
   const child = spawn(process.execPath, [...entry, 'serve', '--config', file], {
     cwd: ROOT,
     env: { ...process.env, PORTCULLIS_LOG: 'info', ...env },
