@@ -1,5 +1,6 @@
 // Builds the validated Config from a YAML file (or the embedded default) and the environment.
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { PortcullisError } from '../errors.ts';
 import { configSchema, type Config } from './schema.ts';
@@ -7,6 +8,8 @@ import { configSchema, type Config } from './schema.ts';
 /** What `npm start` runs with no config: SQLite under ./data, the development IdP, simulated firewalls. */
 export const EMBEDDED_DEFAULT = {
   dev: { embeddedIdp: true },
+  // The example policies shipped with the package, wherever the broker is started from.
+  policy: { dir: fileURLToPath(new URL('../../policies', import.meta.url)) },
   oidc: { clients: { web: { id: 'portcullis-web' }, cli: { id: 'portcullis-cli' } } },
   store: { url: 'sqlite:./data/portcullis.db' },
   audit: { jsonl: './data/audit.jsonl', readerGroups: ['approvers'] },
