@@ -13,8 +13,9 @@ import type { AuditInput } from '../audit/chain.ts';
 import type { Store } from '../store/store.ts';
 import { canonicalAddress, parseSource, type Source, type SourceLimits } from './source.ts';
 import { parseDuration } from '../config/duration.ts';
+import { Reconciler, type ReconcileResult } from './reconcile.ts';
 import { validateRequest, type AccessRequestInput } from './validate.ts';
-import { LIVE_STATES, type Channel, type CloseReason, type Grant, type GrantId, type Principal, type TargetId } from './types.ts';
+import { type Channel, type CloseReason, type Grant, type GrantId, type Principal, type TargetId } from './types.ts';
 
 export interface BrokerLimits {
   minDurationSeconds: number;
@@ -54,10 +55,6 @@ export interface RequestOutcome {
 
 export type GrantListener = (grant: Grant) => void;
 
-/** How long a grant may sit in `opening` before the reconciler decides its fate. */
-const STALE_OPENING_MS = 60_000;
-/** How long a grant may sit in `closing` before the sweep retries its close. */
-const STALE_CLOSING_MS = 5_000;
 
 export class Broker {
   private readonly store: Store;
@@ -65,11 +62,23 @@ export class Broker {
   private readonly targets: Map<string, TargetConfig>;
   private readonly activeListeners: GrantListener[] = [];
   private readonly closedListeners: GrantListener[] = [];
+  private readonly reconciler: Reconciler;
 
   constructor(private readonly deps: BrokerDeps) {
     this.store = deps.store;
     this.clock = deps.clock ?? Date.now;
     this.targets = new Map(deps.targets.map((t) => [t.id, t]));
+    this.reconciler = new Reconciler({
+      store: this.store,
+      firewalls: deps.firewalls,
+      log: deps.log,
+      now: this.clock,
+      close: (grants, reason, actor) => this.close(grants, reason, actor),
+      finishClosing: (grants, actor) => this.finishClosing(grants, actor),
+      announceActive: (g) => {
+        for (const l of this.activeListeners) l(g);
+      },
+    });
   }
 
   /** Called after a grant becomes active (the reaper schedules its timer). */
@@ -519,108 +528,9 @@ export class Broker {
     });
   }
 
-  /**
-   * Makes each backend agree with the store. `atStart`: every `opening` grant is settled now,
-   * since no request of this process can be in flight.
-   */
-  async reconcile(opts: { atStart?: boolean } = {}): Promise<{ orphansRemoved: number; reopened: number; settled: number; failedBackends: number }> {
-    const result = { orphansRemoved: 0, reopened: 0, settled: 0, failedBackends: 0 };
-    const now = this.clock();
-    const backends = new Map<FirewallAdapter, string[]>();
-    for (const [targetId, fw] of this.deps.firewalls) backends.set(fw, [...(backends.get(fw) ?? []), targetId]);
-
-    for (const [fw, targetIds] of backends) {
-      // List the backend BEFORE reading grants: a grant that opens in between is then seen as
-      // live, never its rule as an orphan.
-      let rules;
-      try {
-        rules = await fw.list();
-      } catch (e) {
-        result.failedBackends += 1;
-        this.deps.log.warn('reconcile: backend did not answer', { backend: fw.scope, ...errorFields(e) });
-        continue;
-      }
-      const grants = await this.store.grantsInStates(LIVE_STATES, { targetIds });
-      const liveIds = new Set(grants.map((g) => g.id as string));
-      const liveRefs = new Set(grants.map((g) => g.ruleRef).filter((r): r is string => r !== null));
-      const rulesByGrant = new Map<string, string>();
-      for (const r of rules) for (const gid of r.grantIds) rulesByGrant.set(gid, r.ref);
-      const ruleRefs = new Set(rules.map((r) => r.ref));
-
-      const orphans = rules.filter((r) => !liveRefs.has(r.ref) && !r.grantIds.some((gid) => liveIds.has(gid)));
-      if (orphans.length) {
-        try {
-          await fw.close(orphans.map((r) => r.ref));
-          await this.store.write(async (w) => {
-            for (const r of orphans) {
-              await w.audit({ actor: 'system:reconciler', type: 'reconcile.orphan_removed', grant: r.grantIds[0], sourceIp: r.source, port: r.port, ruleRef: r.ref, detail: { backend: fw.scope } });
-            }
-          });
-          result.orphansRemoved += orphans.length;
-        } catch (e) {
-          this.deps.log.warn('reconcile: orphan removal failed', { backend: fw.scope, ...errorFields(e) });
-        }
-      }
-
-      for (const g of grants) {
-        const ref = rulesByGrant.get(g.id) ?? (g.ruleRef !== null && ruleRefs.has(g.ruleRef) ? g.ruleRef : undefined);
-        try {
-          if (g.state === 'opening' && (opts.atStart || g.updatedAt < now - STALE_OPENING_MS)) {
-            await this.settleOpening(g, ref, fw);
-            result.settled += 1;
-          } else if (g.state === 'active' && ref === undefined) {
-            if (await this.reopen(g, fw)) result.reopened += 1;
-          } else if (g.state === 'closing' && (opts.atStart || g.updatedAt < now - STALE_CLOSING_MS)) {
-            await this.finishClosing([g], 'system:reconciler');
-            result.settled += 1;
-          }
-        } catch (e) {
-          this.deps.log.warn('reconcile: grant not settled', { grant: g.id, ...errorFields(e) });
-        }
-      }
-    }
-    return result;
-  }
-
-  /** A grant left in `opening` by a crash or a failed call: adopt its rule, or fail it. */
-  private async settleOpening(g: Grant, ref: string | undefined, fw: FirewallAdapter): Promise<void> {
-    const now = this.clock();
-    const audit = { actor: 'system:reconciler', grant: g.id, target: g.targetId, sourceIp: g.source, port: g.port };
-    if (ref !== undefined && g.expiresAt !== null && g.expiresAt > now) {
-      const adopted = await this.store.write(async (w) => {
-        if (!(await w.transition(g.id, 'opening', 'active', { ruleRef: ref, activatedAt: now }))) return undefined;
-        await w.audit({ ...audit, type: 'rule.opened', ruleRef: ref, detail: { backend: fw.scope, adopted: true } });
-        return w.getGrant(g.id);
-      });
-      if (adopted) for (const l of this.activeListeners) l(adopted);
-      return;
-    }
-    if (ref !== undefined) {
-      const shared = await this.store.refsHeldByOthers([ref], [g.id]);
-      if (!shared.has(ref)) await fw.close([ref]);
-      await this.store.write(async (w) => {
-        await w.audit({ ...audit, type: 'rule.closed', ruleRef: ref, detail: { backend: fw.scope, reason: 'expired before adoption' } });
-      });
-    }
-    await this.store.write(async (w) => {
-      if (!(await w.transition(g.id, 'opening', 'failed', { failure: 'INTERRUPTED', closedAt: now }))) return;
-      await w.audit({ ...audit, type: 'grant.failed', detail: { code: 'INTERRUPTED', ruleFound: ref !== undefined } });
-    });
-  }
-
-  /** An active grant whose rule vanished from the backend: put it back, or close the grant if its time is up. */
-  private async reopen(g: Grant, fw: FirewallAdapter): Promise<boolean> {
-    const now = this.clock();
-    if (g.expiresAt === null || g.expiresAt <= now + 1000) {
-      await this.close([g], 'expired', 'system:reconciler');
-      return false;
-    }
-    const ref = await fw.open({ grantId: g.id, targetId: g.targetId, source: g.source, port: g.port, protocol: 'tcp', expiresAt: g.expiresAt });
-    await this.store.write(async (w) => {
-      if (!(await w.transition(g.id, 'active', 'active', { ruleRef: ref }))) return;
-      await w.audit({ actor: 'system:reconciler', grant: g.id, target: g.targetId, sourceIp: g.source, port: g.port, type: 'reconcile.rule_reopened', ruleRef: ref, detail: { backend: fw.scope, previous: g.ruleRef } });
-    });
-    return true;
+  /** Makes each backend agree with the store (see reconcile.ts). */
+  reconcile(opts: { atStart?: boolean } = {}): Promise<ReconcileResult> {
+    return this.reconciler.run(opts);
   }
 
   /** A grant the principal may see; approvers also see the pending requests they may decide. */
