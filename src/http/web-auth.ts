@@ -394,7 +394,9 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
 
 /** Only same-origin paths: an absolute or protocol-relative returnTo would be an open redirect. */
 export function localPath(v: unknown): string {
-  if (typeof v !== 'string' || !v.startsWith('/') || v.startsWith('//') || v.includes('\\') || v.length > 2000) return '/';
+  // Browsers drop tabs and newlines inside URLs, so "/\t/evil.example" would become "//evil.example":
+  // any control character or space makes the target untrusted.
+  if (typeof v !== 'string' || !v.startsWith('/') || v.startsWith('//') || v.includes('\\') || /[\u0000-\u0020\u007f]/.test(v) || v.length > 2000) return '/';
   return v;
 }
 
