@@ -129,6 +129,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       metrics,
       log,
       trustProxy: config.server.trustProxy,
+      refusalAuditPerMinute: config.server.refusalAuditPerMinute,
       cliClientId: config.oidc.clients.cli?.id,
       auditReaderGroups: [...config.audit.readerGroups, ...config.grants.adminGroups],
       maxDurationMinutes: parseDuration(config.grants.maxDuration)! / 60,

@@ -63,6 +63,8 @@ export const configSchema = z
         listen: listen.default('127.0.0.1:8080'),
         publicUrl: z.url().optional(),
         trustProxy: z.array(cidr).default([]),
+        /** Refused credentials audited per source address per minute; the excess is counted and reported with the next one. */
+        refusalAuditPerMinute: z.number().int().min(1).max(100_000).default(30),
       })
       .prefault({}),
     store: z

@@ -13,6 +13,7 @@ import type { Metrics } from '../metrics.ts';
 import type { Store } from '../store/store.ts';
 import type { Authn } from './authn.ts';
 import { errorHandler } from './errors.ts';
+import { RefusalBudget } from './refusal-budget.ts';
 
 export interface HttpDeps {
   broker: Broker;
@@ -26,6 +27,8 @@ export interface HttpDeps {
   cliClientId?: string | undefined;
   /** Groups that may read the audit trail through the API. */
   auditReaderGroups?: string[];
+  /** Refused credentials audited per source address per minute (the rest are counted). */
+  refusalAuditPerMinute?: number;
   /** grants.maxDuration in minutes: the cap of the per-target "longest you may ask for". */
   maxDurationMinutes?: number;
   /** What `portcullis login` needs to find the IdP (public: issuer and the public CLI client id). */
@@ -109,8 +112,9 @@ function apiRouter(deps: HttpDeps): Router {
     next();
   });
 
-  /** Authenticates the caller; refusals are audited (without the credential) and counted. */
+  /** Authenticates the caller; refusals are audited (without the credential, within a budget) and counted. */
   const seen = new Map<string, string>();
+  const budget = new RefusalBudget(deps.refusalAuditPerMinute ?? 30);
   const who = async (req: Request): Promise<Principal> => {
     try {
       const p = await authn.principal(req);
@@ -125,9 +129,13 @@ function apiRouter(deps: HttpDeps): Router {
     } catch (e) {
       if (isPortcullisError(e) && AUTH_CODES.has(e.code)) {
         metrics.authFailures.inc({ code: e.code });
-        await store
-          .audit({ type: e.code === 'MFA_REQUIRED' ? 'auth.mfa_missing' : 'auth.rejected', actor: null, sourceIp: callerIp(req), detail: { code: e.code, path: req.path } })
-          .catch((err) => deps.log.warn('could not audit a refused credential', { code: (err as PortcullisError).code }));
+        const ip = callerIp(req);
+        const { audit, suppressed } = budget.take(ip);
+        if (audit) {
+          await store
+            .audit({ type: e.code === 'MFA_REQUIRED' ? 'auth.mfa_missing' : 'auth.rejected', actor: null, sourceIp: ip, detail: { code: e.code, path: req.path, ...(suppressed ? { suppressedBefore: suppressed } : {}) } })
+            .catch((err) => deps.log.warn('could not audit a refused credential', { code: (err as PortcullisError).code }));
+        }
       }
       throw e;
     }

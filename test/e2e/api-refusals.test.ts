@@ -89,6 +89,23 @@ describe('API refusals', () => {
     });
   });
 
+  test('a flood of bad tokens from one address is audited up to the budget, then counted', async () => {
+    const tmp2 = tempDir();
+    const small = await startBroker(testConfig(tmp2.dir, { oidc: oidcFor(idp), audit: {}, server: { listen: '127.0.0.1:0', refusalAuditPerMinute: 5 } }));
+    try {
+      const codes = [];
+      for (let i = 0; i < 12; i++) codes.push((await api(small.url, '/api/v1/me', { token: 'not-a-jwt' })).body.error.code);
+      assert.deepEqual(new Set(codes), new Set(['TOKEN_MALFORMED']), 'every request is still refused');
+      const events = await small.app.store.auditEvents({ limit: 100 });
+      assert.equal(events.filter((e) => e.type === 'auth.rejected').length, 5);
+      const metrics = await (await fetch(`${small.url}/metrics`)).text();
+      assert.match(metrics, /portcullis_auth_failures_total\{code="TOKEN_MALFORMED"\} 12/);
+    } finally {
+      await small.stop();
+      tmp2.cleanup();
+    }
+  });
+
   describe('bad input', () => {
     const cases: [string, Record<string, unknown> | string, string, string | undefined][] = [
       ['unknown target', { ...body, target: 'nope' }, 'INVALID_TARGET', 'target'],
