@@ -55,6 +55,9 @@ export interface RequestOutcome {
 
 export type GrantListener = (grant: Grant) => void;
 
+/** Due grants closed per round: one close call per backend each. */
+const EXPIRY_PAGE = 5000;
+
 
 export class Broker {
   private readonly store: Store;
@@ -435,17 +438,14 @@ export class Broker {
 
   /** Expires every active grant whose time is up (the reaper's timers and its sweep call this). */
   async expireDue(now = this.clock()): Promise<number> {
-    const due = await this.store.dueForExpiry(now);
-    if (due.length) await this.close(due, 'expired', 'system:reaper');
-    return due.length;
-  }
-
-  async expire(ids: GrantId[]): Promise<void> {
-    const now = this.clock();
-    const grants = (await Promise.all(ids.map((id) => this.store.getGrant(id)))).filter(
-      (g): g is Grant => g !== undefined && g.state === 'active' && g.expiresAt !== null && g.expiresAt <= now,
-    );
-    if (grants.length) await this.close(grants, 'expired', 'system:reaper');
+    let total = 0;
+    for (;;) {
+      // Closed grants leave `active`, so each round reads the next page of due ones.
+      const due = await this.store.dueForExpiry(now, EXPIRY_PAGE);
+      if (due.length) await this.close(due, 'expired', 'system:reaper');
+      total += due.length;
+      if (due.length < EXPIRY_PAGE) return total;
+    }
   }
 
   /**
