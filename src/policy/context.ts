@@ -1,23 +1,15 @@
 // Builds the PolicyContext from what the broker knows: the principal, the request and the clock,
 // with hour and weekday in policy.timeZone.
-import type { Channel, Principal } from '../broker/types.ts';
+import type { Principal } from '../broker/types.ts';
 import type { PolicyContext } from './port.ts';
 
-export interface ContextInput {
+/** What the broker knows of a request; hour, weekday and auth age are derived from it. */
+export type ContextInput = Pick<PolicyContext, 'durationMinutes' | 'port' | 'sourceIp' | 'sourcePrefixLength' | 'channel' | 'reason' | 'requester'> & {
   principal: Principal;
-  durationMinutes: number;
-  port: number;
-  /** The address only (198.51.100.7); the prefix length travels separately. */
-  sourceIp: string;
-  sourcePrefixLength: number;
-  channel: Channel;
-  reason: string;
-  /** For ApprovePort: the user id of whoever asked for the grant. */
-  requester?: string | undefined;
   /** Milliseconds since epoch; injected so tests and the reaper's re-checks use one clock. */
   now: number;
   timeZone: string;
-}
+};
 
 /**
  * Sign-in age when the IdP did not say `auth_time`: old enough that any freshness rule
