@@ -1,5 +1,5 @@
 // AWS adapter bench: open/close latency through the real SDK against the EC2 stand-in, and API calls to expire 1,000 grants on one group.
-import type { GrantId } from '../src/broker/types.ts';
+import type { GrantId } from '../src/domain/index.ts';
 import { AwsSecurityGroupAdapter } from '../src/firewall/aws-sg.ts';
 import type { RuleSpec } from '../src/firewall/port.ts';
 import { GROUP, REGION, useDummyAwsCredentials } from '../test/ec2-endpoint/harness.ts';

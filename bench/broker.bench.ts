@@ -2,7 +2,7 @@
 // store write + audit append + no-op adapter) on SQLite; expiry lag and RSS with 10,000 active grants.
 import { join } from 'node:path';
 import { Broker } from '../src/broker/broker.ts';
-import type { Principal } from '../src/broker/types.ts';
+import type { Principal } from '../src/domain/index.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { createMemoryAdapter } from '../src/firewall/memory.ts';
 import { createTokenVerifier } from '../src/identity/tokens.ts';

@@ -2,7 +2,7 @@
 // in one transaction. Needs root and nft; otherwise it says so and reports nothing.
 import { spawnSync } from 'node:child_process';
 import { createNftablesAdapter } from '../src/firewall/nftables.ts';
-import type { GrantId } from '../src/broker/types.ts';
+import type { GrantId } from '../src/domain/index.ts';
 import { stats, type BenchRow } from './stats.ts';
 
 const SAMPLES = 100;

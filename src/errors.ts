@@ -68,54 +68,154 @@ export function isPortcullisError(e: unknown, code?: ErrorCode): e is Portcullis
   return e instanceof PortcullisError && (code === undefined || e.code === code);
 }
 
-/** HTTP status for each code; the edge (HTTP, CLI exit codes) maps from here and nowhere else. */
+/** Exit codes of the client commands (login, open, ls, …): a script branches on these, so they never change meaning. */
+export const EXIT = {
+  OK: 0,
+  ERROR: 1,
+  USAGE: 2,
+  AUTH: 3,
+  DENIED: 4,
+  PENDING: 5,
+  TIMEOUT: 6,
+  NOT_FOUND: 7,
+  UNAVAILABLE: 8,
+  CONFLICT: 9,
+  CANCELLED: 130,
+} as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** One line per exit code, in the order of the table in docs/cli.md (which a test compares); add codes, never renumber. */
+export const EXIT_CODE_HELP: readonly (readonly [ExitCode, string])[] = [
+  [EXIT.OK, 'done (for open: access is active)'],
+  [EXIT.ERROR, 'other failure (the broker failed internally, the rule could not be placed)'],
+  [EXIT.USAGE, 'usage: a bad option or argument, or the broker refused the input (duration, reason, port, address)'],
+  [EXIT.AUTH, 'sign-in needed: not signed in, sign-in expired, MFA missing or too old (run portcullis login)'],
+  [EXIT.DENIED, 'denied: by policy, by an approver, or not allowed (e.g. approving your own request)'],
+  [EXIT.PENDING, 'the request waits for an approver (open without --wait); the grant id is printed'],
+  [EXIT.TIMEOUT, 'gave up waiting: --timeout passed, or the broker expired the unapproved request'],
+  [EXIT.NOT_FOUND, 'no such target or grant (or the broker does not offer this command yet)'],
+  [EXIT.UNAVAILABLE, 'the broker, its firewall backend or the identity provider is unreachable or unavailable'],
+  [EXIT.CONFLICT, 'not possible now: the grant is in another state, or a quota or rule limit is reached'],
+  [EXIT.CANCELLED, 'interrupted (Ctrl-C); a pending request was cancelled'],
+];
+
+export function exitCodeHelpText(): string {
+  return ['Exit codes (client commands):', ...EXIT_CODE_HELP.map(([code, text]) => `  ${String(code).padStart(3)}  ${text}`)].join('\n');
+}
+
+/** What to tell a person next; `p` is the CLI's profile flag (` --profile X`, or empty), added to suggested commands. */
+type Hint = (p: string) => string;
+
+const signInAgain: Hint = (p) => `sign in again: portcullis login${p}`;
+const tryLater: Hint = () => 'nothing was opened; try again in a minute, and tell the broker operator if it persists';
+const targetsHint: Hint = (p) => `'portcullis targets${p}' lists the targets you can ask for`;
+const durationHint: Hint = (p) => `'portcullis targets${p}' shows the longest duration you may ask for`;
+
+/**
+ * The one table of error codes: HTTP status, CLI exit code and CLI hint all derive from here.
+ * `satisfies` makes a code added to ErrorCode without a row here a type error, so it cannot
+ * silently answer 500 or exit 1.
+ */
+export const ERRORS = {
+  INVALID_REQUEST: { status: 400, exit: EXIT.USAGE },
+  // The broker answers 400 for an unknown target id; to a person that is "no such target".
+  INVALID_TARGET: { status: 400, exit: EXIT.NOT_FOUND, hint: targetsHint },
+  INVALID_DURATION: { status: 400, exit: EXIT.USAGE },
+  DURATION_TOO_SHORT: { status: 400, exit: EXIT.USAGE, hint: durationHint },
+  DURATION_TOO_LONG: { status: 400, exit: EXIT.USAGE, hint: durationHint },
+  INVALID_REASON: { status: 400, exit: EXIT.USAGE },
+  INVALID_SOURCE_IP: { status: 400, exit: EXIT.USAGE },
+  SOURCE_TOO_WIDE: { status: 400, exit: EXIT.USAGE },
+  INVALID_PORT: { status: 400, exit: EXIT.USAGE },
+
+  AUTH_REQUIRED: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+  TOKEN_MALFORMED: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+  TOKEN_BAD_SIGNATURE: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+  TOKEN_WRONG_ISSUER: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+  TOKEN_WRONG_AUDIENCE: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+  TOKEN_EXPIRED: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+  TOKEN_INVALID: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+  LOGIN_FAILED: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+
+  MFA_REQUIRED: { status: 403, exit: EXIT.AUTH, hint: (p) => `sign in again and complete the second factor (MFA) at the identity provider: portcullis login${p}` },
+  MFA_TOO_OLD: { status: 403, exit: EXIT.AUTH, hint: (p) => `your MFA sign-in is too old for this; sign in again: portcullis login${p}` },
+  POLICY_DENIED: { status: 403, exit: EXIT.DENIED, hint: (p) => `ask for less (a shorter --for, the target's own port) or ask an administrator; 'portcullis targets${p}' shows how long you may ask for` },
+  FORBIDDEN: { status: 403, exit: EXIT.DENIED, hint: () => 'you are not allowed to do this; ask an administrator if you should be' },
+  SELF_APPROVAL: { status: 403, exit: EXIT.DENIED, hint: () => 'someone else with approval rights must approve it' },
+  CSRF_FAILED: { status: 403, exit: EXIT.DENIED },
+
+  TARGET_NOT_FOUND: { status: 404, exit: EXIT.NOT_FOUND, hint: targetsHint },
+  GRANT_NOT_FOUND: { status: 404, exit: EXIT.NOT_FOUND, hint: (p) => `'portcullis ls --all${p}' lists your grants` },
+  NOT_FOUND: { status: 404, exit: EXIT.NOT_FOUND },
+  INVALID_STATE: { status: 409, exit: EXIT.CONFLICT, hint: (p) => `'portcullis ls --all${p}' shows the grant's state` },
+  CONFLICT: { status: 409, exit: EXIT.CONFLICT },
+  QUOTA_EXCEEDED: { status: 429, exit: EXIT.CONFLICT, hint: (p) => `close a grant you no longer need: 'portcullis ls${p}', then 'portcullis close ID${p}'` },
+  RULE_LIMIT_EXCEEDED: { status: 409, exit: EXIT.CONFLICT },
+
+  FIREWALL_UNAVAILABLE: { status: 503, exit: EXIT.UNAVAILABLE, hint: tryLater },
+  STORE_UNAVAILABLE: { status: 503, exit: EXIT.UNAVAILABLE, hint: tryLater },
+  POLICY_UNAVAILABLE: { status: 503, exit: EXIT.UNAVAILABLE, hint: tryLater },
+  IDP_UNAVAILABLE: { status: 503, exit: EXIT.UNAVAILABLE, hint: () => 'the identity provider did not answer; try again in a minute' },
+  FIREWALL_ERROR: { status: 500, exit: EXIT.ERROR },
+  CONFIG_INVALID: { status: 500, exit: EXIT.ERROR },
+  POLICY_INVALID: { status: 500, exit: EXIT.ERROR },
+  INTERNAL: { status: 500, exit: EXIT.ERROR },
+} satisfies Record<ErrorCode, { status: number; exit: ExitCode; hint?: Hint }>;
+
+/** Codes the CLI raises itself, beside the broker's; same table shape, without an HTTP status. */
+export const CLI_ERRORS = {
+  USAGE: { exit: EXIT.USAGE },
+  NOT_SIGNED_IN: { exit: EXIT.AUTH, hint: signInAgain },
+  BROKER_UNAVAILABLE: { exit: EXIT.UNAVAILABLE },
+  BAD_RESPONSE: { exit: EXIT.ERROR },
+  APPROVAL_PENDING: { exit: EXIT.PENDING },
+  GRANT_DENIED: { exit: EXIT.DENIED },
+  GRANT_EXPIRED: { exit: EXIT.TIMEOUT },
+  GRANT_FAILED: { exit: EXIT.ERROR },
+  GRANT_CLOSED: { exit: EXIT.CONFLICT },
+  WAIT_TIMEOUT: { exit: EXIT.TIMEOUT },
+  CANCELLED: { exit: EXIT.CANCELLED },
+} satisfies Record<string, { exit: ExitCode; hint?: Hint }>;
+export type CliOnlyCode = keyof typeof CLI_ERRORS;
+
+type Row = { status?: number; exit: ExitCode; hint?: Hint };
+function row(code: string): Row | undefined {
+  return Object.hasOwn(ERRORS, code) ? (ERRORS as Record<string, Row>)[code] : Object.hasOwn(CLI_ERRORS, code) ? (CLI_ERRORS as Record<string, Row>)[code] : undefined;
+}
+
+/** HTTP status of a code. */
 export function httpStatus(code: ErrorCode): number {
-  switch (code) {
-    case 'INVALID_REQUEST':
-    case 'INVALID_TARGET':
-    case 'INVALID_DURATION':
-    case 'DURATION_TOO_SHORT':
-    case 'DURATION_TOO_LONG':
-    case 'INVALID_REASON':
-    case 'INVALID_SOURCE_IP':
-    case 'SOURCE_TOO_WIDE':
-    case 'INVALID_PORT':
-      return 400;
-    case 'AUTH_REQUIRED':
-    case 'TOKEN_MALFORMED':
-    case 'TOKEN_BAD_SIGNATURE':
-    case 'TOKEN_WRONG_ISSUER':
-    case 'TOKEN_WRONG_AUDIENCE':
-    case 'TOKEN_EXPIRED':
-    case 'TOKEN_INVALID':
-    case 'LOGIN_FAILED':
-      return 401;
-    case 'MFA_REQUIRED':
-    case 'MFA_TOO_OLD':
-    case 'POLICY_DENIED':
-    case 'FORBIDDEN':
-    case 'SELF_APPROVAL':
-    case 'CSRF_FAILED':
-      return 403;
-    case 'TARGET_NOT_FOUND':
-    case 'GRANT_NOT_FOUND':
-    case 'NOT_FOUND':
-      return 404;
-    case 'INVALID_STATE':
-    case 'CONFLICT':
-    case 'RULE_LIMIT_EXCEEDED':
-      return 409;
-    case 'QUOTA_EXCEEDED':
-      return 429;
-    case 'FIREWALL_UNAVAILABLE':
-    case 'STORE_UNAVAILABLE':
-    case 'POLICY_UNAVAILABLE':
-    case 'IDP_UNAVAILABLE':
-      return 503;
-    case 'FIREWALL_ERROR':
-    case 'CONFIG_INVALID':
-    case 'POLICY_INVALID':
-    case 'INTERNAL':
-      return 500;
+  return ERRORS[code].status;
+}
+
+/** Exit code for a code of the broker or of the CLI; a code this CLI does not know (a newer broker's) is exit 1. */
+export function exitCodeFor(code: string): ExitCode {
+  return row(code)?.exit ?? EXIT.ERROR;
+}
+
+/** What to do next after an error code; `profileFlag` is added to suggested commands. */
+export function hintFor(code: string, profileFlag: string): string | undefined {
+  return row(code)?.hint?.(profileFlag);
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; field?: string; grant?: string };
+}
+
+/** The HTTP answer for any error: 4xx and 503 carry code, message and field; other 5xx never leak internals. */
+export function errorBody(e: unknown): { status: number; body: ErrorBody } {
+  if (isPortcullisError(e)) {
+    const status = httpStatus(e.code);
+    if (status < 500 || status === 503) {
+      const grant = typeof e.details?.grant === 'string' ? e.details.grant : undefined;
+      return { status, body: { error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}), ...(grant ? { grant } : {}) } } };
+    }
+    return { status, body: { error: { code: e.code, message: 'internal error; see the broker log' } } };
   }
+  // body-parser's errors, by their documented `type`.
+  const err = e as { type?: string; status?: number };
+  if (err?.type === 'entity.parse.failed') return { status: 400, body: { error: { code: 'INVALID_REQUEST', message: 'the request body is not valid JSON' } } };
+  if (err?.type === 'entity.too.large') return { status: 413, body: { error: { code: 'INVALID_REQUEST', message: 'the request body is too large' } } };
+  if (err?.type === 'encoding.unsupported' || err?.status === 415) return { status: 415, body: { error: { code: 'INVALID_REQUEST', message: 'send application/json' } } };
+  return { status: 500, body: { error: { code: 'INTERNAL', message: 'internal error; see the broker log' } } };
 }

@@ -15,7 +15,7 @@ import { canonicalAddress, parseSource, type Source, type SourceLimits } from '.
 import { parseDuration } from '../config/duration.ts';
 import { Reconciler, type ReconcileResult } from './reconcile.ts';
 import { validateRequest, type AccessRequestInput } from './validate.ts';
-import { type Channel, type CloseReason, type Grant, type GrantId, type Principal, type TargetId } from './types.ts';
+import { type Channel, type CloseReason, type Grant, type GrantId, type Principal, type TargetId } from '../domain/index.ts';
 
 export interface BrokerLimits {
   minDurationSeconds: number;

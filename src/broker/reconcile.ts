@@ -4,7 +4,7 @@
 import { errorFields, type Logger } from '../log.ts';
 import type { FirewallAdapter } from '../firewall/port.ts';
 import type { Store } from '../store/store.ts';
-import { LIVE_STATES, type CloseReason, type Grant } from './types.ts';
+import { LIVE_STATES, type CloseReason, type Grant } from '../domain/index.ts';
 
 /** How long a grant may sit in `opening` before the reconciler decides its fate. */
 const STALE_OPENING_MS = 60_000;

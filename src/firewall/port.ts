@@ -1,5 +1,5 @@
 // The firewall port: the only thing the core knows about a backend. Adapters translate it.
-import type { GrantId } from '../broker/types.ts';
+import type { GrantId } from '../domain/index.ts';
 
 /** One rule to admit `source` to `port` until `expiresAt`, on behalf of one grant. */
 export interface RuleSpec {

@@ -1,18 +1,17 @@
 // The express app: JSON API under /api/v1, health, readiness and metrics. Controllers stay thin:
 // they authenticate, call one use case and shape the answer.
-import express, { type Request, type Router } from 'express';
+import express, { type ErrorRequestHandler, type Request, type Router } from 'express';
 import type { Broker } from '../broker/broker.ts';
 import { canonicalAddress } from '../broker/source.ts';
 import { formatDuration } from '../config/duration.ts';
-import type { Grant, GrantId, Principal } from '../broker/types.ts';
+import type { Grant, GrantId, Principal } from '../domain/index.ts';
 import type { TargetConfig } from '../config/schema.ts';
-import { isPortcullisError, PortcullisError } from '../errors.ts';
+import { errorBody, isPortcullisError, PortcullisError } from '../errors.ts';
 import type { FirewallAdapter } from '../firewall/port.ts';
-import type { Logger } from '../log.ts';
+import { errorFields, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Store } from '../store/store.ts';
 import type { Authn } from './authn.ts';
-import { errorHandler } from './errors.ts';
 import { RefusalBudget } from './refusal-budget.ts';
 
 export interface HttpDeps {
@@ -239,6 +238,16 @@ function apiRouter(deps: HttpDeps): Router {
   });
 
   return r;
+}
+
+/** Every error answered in one shape, from the table in src/errors.ts; 5xx are logged, never detailed. */
+function errorHandler(log: Logger): ErrorRequestHandler {
+  return (e, req, res, _next) => {
+    const { status, body } = errorBody(e);
+    if (status >= 500) log.error('request failed', { method: req.method, path: req.path, status, ...errorFields(e) });
+    if (res.headersSent) return;
+    res.status(status).json(body);
+  };
 }
 
 /** The caller's address after `trustProxy`, IPv4-mapped IPv6 unwrapped. */

@@ -1,6 +1,6 @@
 // Who is calling: a bearer OIDC ID token (CLI, API) today; web sessions are added by the identity work.
 import type { Request } from 'express';
-import type { Principal } from '../broker/types.ts';
+import type { Principal } from '../domain/index.ts';
 import { PortcullisError } from '../errors.ts';
 import type { TokenVerifier } from '../identity/port.ts';
 

@@ -3,7 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
 import * as client from 'openid-client';
 import type { AuditInput } from '../audit/chain.ts';
-import type { Principal } from '../broker/types.ts';
+import type { Principal } from '../domain/index.ts';
 import type { Config } from '../config/schema.ts';
 import { httpStatus, isPortcullisError, PortcullisError } from '../errors.ts';
 import { evaluateMfa } from '../identity/mfa.ts';

@@ -1,5 +1,5 @@
 // What the edge asks identity: turn a credential into a Principal, or refuse with a typed error.
-import type { Principal } from '../broker/types.ts';
+import type { Principal } from '../domain/index.ts';
 
 export interface TokenVerifier {
   /**

@@ -1,7 +1,7 @@
 // Server-side web sessions and in-flight sign-ins, in the store (Kysely) or in memory for unit tests.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type { Principal } from '../broker/types.ts';
+import type { Principal } from '../domain/index.ts';
 import { PortcullisError } from '../errors.ts';
 import type { Database } from '../store/schema.ts';
 

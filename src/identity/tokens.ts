@@ -1,6 +1,6 @@
 // Verifies bearer OIDC ID tokens: issuer discovery, JWKS signature, iss/aud/exp, then the MFA rule.
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import type { Principal, UserId } from '../broker/types.ts';
+import type { Principal, UserId } from '../domain/index.ts';
 import type { Config } from '../config/schema.ts';
 import { PortcullisError, isPortcullisError } from '../errors.ts';
 import { groupsAt, optionalString } from './claims.ts';

@@ -1,6 +1,6 @@
 // Builds the PolicyContext from what the broker knows: the principal, the request and the clock,
 // with hour and weekday in policy.timeZone.
-import type { Principal } from '../broker/types.ts';
+import type { Principal } from '../domain/index.ts';
 import type { PolicyContext } from './port.ts';
 
 /** What the broker knows of a request; hour, weekday and auth age are derived from it. */

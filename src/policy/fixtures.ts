@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PortcullisError } from '../errors.ts';
-import type { Principal, UserId } from '../broker/types.ts';
+import type { Principal, UserId } from '../domain/index.ts';
 import { localTime } from './context.ts';
 import { decideRequest, type RequestOutcome } from './decision.ts';
 import type { PolicyAction, PolicyContext, PolicyEngine, PolicyQuery } from './port.ts';

@@ -1,5 +1,5 @@
 // What the core asks the policy engine; the Cedar adapter (cedar.ts) answers.
-import type { Channel, Principal } from '../broker/types.ts';
+import type { Channel, Principal } from '../domain/index.ts';
 
 export type PolicyAction = 'OpenPort' | 'RequestPort' | 'ApprovePort';
 

@@ -2,7 +2,7 @@
 // node-cron safety sweep that also reconciles and times out pending requests.
 import cron from 'node-cron';
 import type { Broker } from '../broker/broker.ts';
-import type { Grant, GrantId } from '../broker/types.ts';
+import type { Grant, GrantId } from '../domain/index.ts';
 import { errorFields, type Logger } from '../log.ts';
 
 /** setTimeout's ceiling (~24.8 days); longer waits re-arm. */

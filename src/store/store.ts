@@ -2,7 +2,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { AuditEvent, AuditInput } from '../audit/chain.ts';
 import { canonicalJson, chainHash, ChainVerifier, type VerifyResult } from '../audit/chain.ts';
-import type { Approval, CloseReason, Grant, GrantId, GrantState, Principal, TargetId, UserId } from '../broker/types.ts';
+import type { Approval, CloseReason, Grant, GrantId, GrantState, Principal, TargetId, UserId } from '../domain/index.ts';
 import { PortcullisError } from '../errors.ts';
 import type { Db, Dialect } from './db.ts';
 import type { AuditEventsTable, Database, GrantsTable } from './schema.ts';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, beforeEach, describe, test } from 'node:test';
 import { Broker } from '../../src/broker/broker.ts';
-import type { Principal, UserId } from '../../src/broker/types.ts';
+import type { Principal, UserId } from '../../src/domain/index.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { createMemoryAdapter, type TableFirewall } from '../../src/firewall/memory.ts';
 import { createLogger } from '../../src/log.ts';

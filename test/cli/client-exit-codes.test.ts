@@ -1,11 +1,11 @@
-// Every exit code documented in src/cli/exit-codes.ts (and docs/cli.md) is produced here by the spawned CLI against a
+// Every exit code documented in src/errors.ts (and docs/cli.md) is produced here by the spawned CLI against a
 // live broker; the last test fails if a documented code was not seen.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { EXIT_CODE_HELP } from '../../src/cli/exit-codes.ts';
+import { EXIT_CODE_HELP } from '../../src/errors.ts';
 import { ProfileStore } from '../../src/cli/profiles.ts';
 import { assertExit, SCOPE, startWorld, type World } from './helpers/world.ts';
 

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { endpoint, type GrantView } from '../../src/cli/client/grant-view.ts';
 import { rdpFileText } from '../../src/cli/client/rdp.ts';
 import { isLoopbackUrl, normaliseBaseUrl } from '../../src/cli/client/urls.ts';
-import { EXIT, EXIT_CODE_HELP, exitCodeFor } from '../../src/cli/exit-codes.ts';
+import { EXIT, EXIT_CODE_HELP, exitCodeFor } from '../../src/errors.ts';
 import { configDir, profileName, ProfileStore } from '../../src/cli/profiles.ts';
 import { httpStatus, type ErrorCode } from '../../src/errors.ts';
 import { ROOT, tempDir } from '../helpers/broker.ts';
@@ -92,7 +92,7 @@ test('every broker error code maps to a deliberate exit code: 4xx never to 1, 50
   assert.equal(exitCodeFor('SOMETHING_NEW'), EXIT.ERROR);
 });
 
-test('docs/cli.md documents exactly the exit codes of src/cli/exit-codes.ts, with the same meaning', () => {
+test('docs/cli.md documents exactly the exit codes of src/errors.ts, with the same meaning', () => {
   const doc = readFileSync(join(ROOT, 'docs/cli.md'), 'utf8');
   const rows = [...doc.matchAll(/^\| (\d+) \| (.+) \|$/gm)].map((m) => [Number(m[1]), m[2]!.replace(/`/g, '')] as const);
   assert.deepEqual(rows, EXIT_CODE_HELP.map(([c, text]) => [c, text]));

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { GrantId } from '../../src/broker/types.ts';
+import type { GrantId } from '../../src/domain/index.ts';
 import { createSimulatedAdapter } from '../../src/firewall/simulated.ts';
 import { openDb } from '../../src/store/db.ts';
 import { Store } from '../../src/store/store.ts';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { AuditInput } from '../../src/audit/chain.ts';
-import type { GrantId } from '../../src/broker/types.ts';
+import type { GrantId } from '../../src/domain/index.ts';
 import { exposureScopes, runExposureScan } from '../../src/broker/exposure.ts';
 import { EXIT_EXPOSED, EXIT_INCOMPLETE, exposureScanCommand } from '../../src/cli/exposure.ts';
 import { TAG_GRANT, TAG_MANAGED } from '../../src/firewall/aws-sg.ts';

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import fc from 'fast-check';
-import type { GrantId } from '../../src/broker/types.ts';
+import type { GrantId } from '../../src/domain/index.ts';
 import { PortcullisError } from '../../src/errors.ts';
 import { parseRuleRef } from '../../src/firewall/aws-sg.ts';
 import type { RuleSpec } from '../../src/firewall/port.ts';

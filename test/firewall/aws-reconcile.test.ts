@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { Broker } from '../../src/broker/broker.ts';
-import type { GrantId, Principal, UserId } from '../../src/broker/types.ts';
+import type { GrantId, Principal, UserId } from '../../src/domain/index.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { TAG_EXPIRES, TAG_GRANT, TAG_MANAGED, type AwsSecurityGroupAdapter } from '../../src/firewall/aws-sg.ts';
 import { createLogger } from '../../src/log.ts';

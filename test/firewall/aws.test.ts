@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { inspect } from 'node:util';
 import { AuthorizeSecurityGroupIngressCommand, EC2Client } from '@aws-sdk/client-ec2';
-import type { GrantId } from '../../src/broker/types.ts';
+import type { GrantId } from '../../src/domain/index.ts';
 import { PortcullisError } from '../../src/errors.ts';
 import { AwsSecurityGroupAdapter, createAwsAdapter, parseRuleRef, TAG_EXPIRES, TAG_GRANT, TAG_MANAGED } from '../../src/firewall/aws-sg.ts';
 import type { RuleSpec } from '../../src/firewall/port.ts';

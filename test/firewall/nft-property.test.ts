@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { createNftablesAdapter, type NftablesAdapter } from '../../src/firewall/nftables.ts';
 import { cidrRange, parseCidr, toBigInt } from '../../src/firewall/nft-values.ts';
 import type { RuleSpec } from '../../src/firewall/port.ts';
-import type { GrantId } from '../../src/broker/types.ts';
+import type { GrantId } from '../../src/domain/index.ts';
 import { requireOrSkip } from '../helpers/env.ts';
 import { createLab, netnsUnavailable, nftIn, type Lab } from '../helpers/netns.ts';
 

@@ -7,7 +7,7 @@ import { parseRef, parseTableListing } from '../../src/firewall/nft-table.ts';
 import { scanRuleset } from '../../src/firewall/nft-exposure.ts';
 import { parseCidr } from '../../src/firewall/nft-values.ts';
 import type { RuleSpec } from '../../src/firewall/port.ts';
-import type { GrantId } from '../../src/broker/types.ts';
+import type { GrantId } from '../../src/domain/index.ts';
 
 const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
 

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createNftablesAdapter, type NftablesAdapter } from '../../src/firewall/nftables.ts';
 import type { RuleSpec } from '../../src/firewall/port.ts';
-import type { GrantId } from '../../src/broker/types.ts';
+import type { GrantId } from '../../src/domain/index.ts';
 import { requireOrSkip } from '../helpers/env.ts';
 import { closesAtExpiry, createLab, LAB_ADDR, netnsUnavailable, nftIn, type Lab } from '../helpers/netns.ts';
 

@@ -1,7 +1,7 @@
 // The policy context: local hour and weekday in policy.timeZone, sign-in age, rounding.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Principal, UserId } from '../../src/broker/types.ts';
+import type { Principal, UserId } from '../../src/domain/index.ts';
 import { buildPolicyContext, localTime, UNKNOWN_AUTH_AGE } from '../../src/policy/context.ts';
 
 const principal = (authTime?: number): Principal => ({ sub: 'alice' as UserId, groups: [], mfa: true, amr: ['mfa'], authTime });

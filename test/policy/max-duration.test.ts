@@ -1,7 +1,7 @@
 // The longest duration a user may ask for on a target, and whether it needs an approver.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { UserId } from '../../src/broker/types.ts';
+import type { UserId } from '../../src/domain/index.ts';
 import { loadPolicyEngine } from '../../src/policy/cedar.ts';
 import { candidateDurations, maxDuration } from '../../src/policy/max-duration.ts';
 import type { PolicyDecision, PolicyEngine, PolicyQuery } from '../../src/policy/port.ts';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { newGrantId } from '../../src/broker/broker.ts';
-import type { Grant, GrantId, TargetId, UserId } from '../../src/broker/types.ts';
+import type { Grant, GrantId, TargetId, UserId } from '../../src/domain/index.ts';
 import { openDb, type Db } from '../../src/store/db.ts';
 import { Store } from '../../src/store/store.ts';
 import { requireOrSkip } from '../helpers/env.ts';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import type { Page } from 'playwright-core';
-import type { GrantId } from '../../src/broker/types.ts';
+import type { GrantId } from '../../src/domain/index.ts';
 import type { FirewallConfig, TargetConfig } from '../../src/config/schema.ts';
 import { DEMO_USERS, totpFor } from '../../src/dev/idp.ts';
 import { createMemoryAdapter } from '../../src/firewall/memory.ts';

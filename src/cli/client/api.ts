@@ -1,5 +1,6 @@
 // The broker's JSON API as the CLI sees it: bearer ID token from the profile, refreshed when it can be, errors made CliErrors.
-import { CliError, hintFor } from './errors.ts';
+import { hintFor } from '../../errors.ts';
+import { CliError } from './cli-error.ts';
 import { isLoopbackUrl } from './urls.ts';
 import { redact, rememberSecret } from './secrets.ts';
 import { ProfileStore, type ProfileSettings, type StoredTokens } from '../profiles.ts';

@@ -3,7 +3,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
 import { BrokerApi } from './api.ts';
 import { clientCommand, openSession, run, type ClientOptions } from './command.ts';
-import { usage } from './errors.ts';
+import { usage } from './cli-error.ts';
 import { note } from './output.ts';
 
 const PAGE = 500;

@@ -1,7 +1,7 @@
 // Where the CLI signs in for a broker: --issuer/--client-id, else the broker's GET /auth/cli-config, else the
 // embedded development IdP at <server>/idp. The broker vouches for its issuer either way: its tokens go only to it.
 import { networkCause } from './api.ts';
-import { CliError, usage } from './errors.ts';
+import { CliError, usage } from './cli-error.ts';
 import { normaliseBaseUrl } from './urls.ts';
 
 export const DEFAULT_SCOPE = 'openid email profile groups offline_access';

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { ProfileStore, profileName } from '../profiles.ts';
 import type { Session } from './api.ts';
-import { CliError } from './errors.ts';
+import { CliError } from './cli-error.ts';
 import { reportError } from './output.ts';
 
 export interface ClientOptions {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { parseDuration } from '../../config/duration.ts';
 import { BrokerApi } from './api.ts';
 import { clientCommand, openSession, run, type ClientOptions } from './command.ts';
-import { usage } from './errors.ts';
+import { usage } from './cli-error.ts';
 import { endpoint, FINAL, who, type GrantView } from './grant-view.ts';
 import { humanSeconds, localTime, out, printJson, table } from './output.ts';
 

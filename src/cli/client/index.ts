@@ -1,6 +1,6 @@
 // Registers the client commands (the technician's side of the JSON API) on the `portcullis` program.
 import type { Command } from 'commander';
-import { exitCodeHelpText } from '../exit-codes.ts';
+import { exitCodeHelpText } from '../../errors.ts';
 import { registerApprovalCommands } from './approvals.ts';
 import { registerAuditExportCommand } from './audit-export.ts';
 import { registerGrantCommands } from './grants.ts';

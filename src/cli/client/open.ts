@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { parseDuration } from '../../config/duration.ts';
 import { BrokerApi } from './api.ts';
 import { clientCommand, openSession, run, type ClientOptions } from './command.ts';
-import { CliError, usage } from './errors.ts';
+import { CliError, usage } from './cli-error.ts';
 import { endpoint, type GrantView } from './grant-view.ts';
 import { humanSeconds, localTime, out, printJson } from './output.ts';
 import { writeRdpFile } from './rdp.ts';

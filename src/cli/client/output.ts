@@ -1,6 +1,6 @@
 // Terminal output of the client commands: aligned tables, times left, JSON, and the one error format.
-import { EXIT, type ExitCode } from '../exit-codes.ts';
-import { CliError } from './errors.ts';
+import { EXIT, type ExitCode } from '../../errors.ts';
+import { CliError } from './cli-error.ts';
 import { redact } from './secrets.ts';
 
 export function out(line = ''): void {

@@ -1,6 +1,6 @@
 // A Remote Desktop connection file (.rdp) for an open grant: mstsc, Remmina and FreeRDP read these settings.
 import { writeFileSync } from 'node:fs';
-import { usage } from './errors.ts';
+import { usage } from './cli-error.ts';
 
 /**
  * The file text. The host comes from the broker's config; anything but a host name or an address is

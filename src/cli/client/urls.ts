@@ -1,6 +1,6 @@
 // Broker and issuer URLs given on the command line: normalised, and plain http only on loopback.
 import { isIP } from 'node:net';
-import { usage } from './errors.ts';
+import { usage } from './cli-error.ts';
 
 /** True for http(s)://localhost, 127.0.0.0/8 and [::1]: the only places plain http is accepted. */
 export function isLoopbackUrl(url: string): boolean {

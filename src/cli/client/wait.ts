@@ -1,7 +1,7 @@
 // Waits for a requested grant to become active: polls the broker, shows progress, and turns every end into an exit code.
 // Ctrl-C (or --timeout) while the request is still waiting withdraws it: a port nobody waits for must not open later.
 import type { BrokerApi } from './api.ts';
-import { CliError } from './errors.ts';
+import { CliError } from './cli-error.ts';
 import { FINAL, type GrantView } from './grant-view.ts';
 import { humanSeconds, note, reportError } from './output.ts';
 import { Progress } from './progress.ts';

@@ -1,5 +1,5 @@
 // HTML of the engineer's web journey: the signed-out landing page and the signed-in shell that app.js fills.
-import type { Principal } from '../../broker/types.ts';
+import type { Principal } from '../../domain/index.ts';
 import { esc } from '../web-auth.ts';
 import type { Assets } from './assets.ts';
 

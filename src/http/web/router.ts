@@ -1,7 +1,7 @@
 // The engineer's web UI: GET / (landing or the signed-in page), its two static files, and .rdp downloads.
 import express, { type Request, type Response, type Router } from 'express';
 import type { Broker } from '../../broker/broker.ts';
-import type { GrantId, Principal } from '../../broker/types.ts';
+import type { GrantId, Principal } from '../../domain/index.ts';
 import { isPortcullisError } from '../../errors.ts';
 import { errorFields, type Logger } from '../../log.ts';
 import { callerIp } from '../app.ts';

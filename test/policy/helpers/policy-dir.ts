@@ -2,7 +2,7 @@
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { UserId } from '../../../src/broker/types.ts';
+import type { UserId } from '../../../src/domain/index.ts';
 import type { PolicyQuery } from '../../../src/policy/port.ts';
 
 export const EXAMPLE_DIR = join(import.meta.dirname, '..', '..', '..', 'policies');

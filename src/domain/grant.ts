@@ -1,11 +1,6 @@
-// Domain types shared by the core and its ports: ids, grant states, the principal.
-
-declare const brand: unique symbol;
-type Brand<T, B extends string> = T & { readonly [brand]: B };
-
-export type GrantId = Brand<string, 'GrantId'>;
-export type TargetId = Brand<string, 'TargetId'>;
-export type UserId = Brand<string, 'UserId'>;
+// A grant and its lifecycle states; approvals recorded against it.
+import type { GrantId, TargetId, UserId } from './ids.ts';
+import type { Channel } from './principal.ts';
 
 export const GRANT_STATES = [
   'requested',
@@ -27,25 +22,6 @@ export const LIVE_STATES: readonly GrantState[] = ['opening', 'active', 'closing
 export const FINAL_STATES: readonly GrantState[] = ['closed', 'denied', 'expired', 'failed'];
 
 export type CloseReason = 'expired' | 'revoked' | 'superseded' | 'reconciled';
-export type Channel = 'web' | 'slack' | 'cli' | 'api';
-
-/** Who is asking, as established by identity (a verified ID token or a web session). */
-export interface Principal {
-  sub: UserId;
-  email?: string | undefined;
-  name?: string | undefined;
-  groups: string[];
-  /** True when the sign-in satisfied the configured MFA rule. */
-  mfa: boolean;
-  /** Seconds since epoch of the sign-in (`auth_time`), when the IdP said. */
-  authTime?: number | undefined;
-  amr: string[];
-  acr?: string | undefined;
-  /** The OIDC client (audience) that the credential was issued to. */
-  clientId?: string | undefined;
-  /** Set by the transport when it knows better than the client id (web session, Slack). */
-  channel?: Channel | undefined;
-}
 
 export interface Grant {
   id: GrantId;
