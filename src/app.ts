@@ -92,6 +92,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         mfaMaxAgeSeconds: seconds(config.oidc.mfa.maxAge),
         timeZone: config.policy.timeZone,
         adminGroups: config.grants.adminGroups,
+        auditReaderGroups: config.audit.readerGroups,
       },
     });
     const reaper = new Reaper(broker, {
@@ -122,7 +123,6 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
 
     const http = createHttpApp({
       broker,
-      store,
       authn: web.authn,
       mounts,
       firewalls,
@@ -131,7 +131,6 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       trustProxy: config.server.trustProxy,
       refusalAuditPerMinute: config.server.refusalAuditPerMinute,
       cliClientId: config.oidc.clients.cli?.id,
-      auditReaderGroups: [...config.audit.readerGroups, ...config.grants.adminGroups],
       maxDurationMinutes: parseDuration(config.grants.maxDuration)! / 60,
       cliConfig: () => (webSettings ? { issuer: webSettings.oidc.issuer, clientId: webSettings.oidc.clients.cli?.id ?? null, scopes: [...new Set([...config.oidc.scopes, 'offline_access'])] } : undefined),
       ready: async () => ({ policy: { ok: true, detail: `${policy.describe().length} policies (generation ${policy.generation})` } }),

@@ -1,12 +1,14 @@
 // The reconciler: makes each firewall backend agree with the store, at start and on every sweep.
 // Rules no live grant explains are removed; live grants whose rule vanished are reopened or
-// closed; grants a crash left in `opening` or `closing` are settled. All of it audited.
+// closed; grants a crash left in `approved`, `opening`, `extending` or `closing` are settled.
+// All of it audited. It calls an adapter to open only behind the same durable intent as a
+// request does (`opening`, through openRule), so a revoke racing it cannot leave a rule behind.
 import { errorFields, type Logger } from '../log.ts';
 import type { FirewallAdapter } from '../firewall/port.ts';
 import type { Store } from '../store/store.ts';
-import { LIVE_STATES, type CloseReason, type Grant } from '../domain/index.ts';
+import { LIVE_STATES, type CloseReason, type Grant, type GrantId } from '../domain/index.ts';
 
-/** How long a grant may sit in `opening` before the reconciler decides its fate. */
+/** How long a grant may sit in `approved`, `opening` or `extending` before the reconciler decides its fate. */
 const STALE_OPENING_MS = 60_000;
 /** How long a grant may sit in `closing` before the sweep retries its close. */
 const STALE_CLOSING_MS = 5_000;
@@ -18,15 +20,21 @@ export interface ReconcileResult {
   failedBackends: number;
 }
 
-/** What the reconciler needs of the broker: its store and backends, and its close sequence. */
+/** What the reconciler needs of the broker: its store and backends, and its open and close sequences. */
 export interface ReconcileHost {
   store: Store;
   firewalls: ReadonlyMap<string, FirewallAdapter>;
   log: Logger;
   now(): number;
-  close(grants: Grant[], reason: CloseReason, actor: string): Promise<void>;
+  close(grants: Grant[], reason: CloseReason, actor: string): Promise<unknown>;
   finishClosing(grants: Grant[], actor: string): Promise<void>;
   announceActive(grant: Grant): void;
+  /** opening → active through the one provisioning step (the caller made `opening` durable). */
+  openRule(grant: Grant, fw: FirewallAdapter, actor: string, opts: { event: string; detail: Record<string, unknown> }): Promise<Grant>;
+  /** approved → opening → active, re-checking the requester (an approval a crash interrupted). */
+  activate(id: GrantId, actor: string): Promise<Grant>;
+  /** True while this process has an adapter call in flight for the grant. */
+  busy(id: GrantId): boolean;
 }
 
 export class Reconciler {
@@ -39,6 +47,7 @@ export class Reconciler {
   async run(opts: { atStart?: boolean } = {}): Promise<ReconcileResult> {
     const result = { orphansRemoved: 0, reopened: 0, settled: 0, failedBackends: 0 };
     const now = this.host.now();
+    result.settled += await this.recoverApproved(now, opts.atStart === true);
     const backends = new Map<FirewallAdapter, string[]>();
     for (const [targetId, fw] of this.host.firewalls) backends.set(fw, [...(backends.get(fw) ?? []), targetId]);
 
@@ -46,6 +55,7 @@ export class Reconciler {
       // List the backend BEFORE reading grants: a grant that opens in between is then seen as
       // live, never its rule as an orphan.
       let rules;
+      const listedAt = this.host.now();
       try {
         rules = await fw.list();
       } catch (e) {
@@ -77,11 +87,18 @@ export class Reconciler {
 
       for (const g of grants) {
         const ref = rulesByGrant.get(g.id) ?? (g.ruleRef !== null && ruleRefs.has(g.ruleRef) ? g.ruleRef : undefined);
+        // A call of this process in flight will settle the grant itself.
+        if (this.host.busy(g.id)) continue;
+        const stale = opts.atStart || g.updatedAt < now - STALE_OPENING_MS;
         try {
-          if (g.state === 'opening' && (opts.atStart || g.updatedAt < now - STALE_OPENING_MS)) {
+          if (g.state === 'opening' && stale) {
             await this.settleOpening(g, ref, fw);
             result.settled += 1;
-          } else if (g.state === 'active' && ref === undefined) {
+          } else if (g.state === 'extending' && stale) {
+            await this.settleExtending(g);
+            result.settled += 1;
+          } else if (g.state === 'active' && ref === undefined && g.updatedAt < listedAt) {
+            // (A grant that changed after the listing may have a rule the listing could not show.)
             if (await this.reopen(g, fw)) result.reopened += 1;
           } else if (g.state === 'closing' && (opts.atStart || g.updatedAt < now - STALE_CLOSING_MS)) {
             await this.host.finishClosing([g], 'system:reconciler');
@@ -121,18 +138,59 @@ export class Reconciler {
     });
   }
 
-  /** An active grant whose rule vanished from the backend: put it back, or close the grant if its time is up. */
+  /**
+   * An active grant whose rule vanished from the backend: put it back (active → opening → active,
+   * the intent durable first), or close the grant if its time is up.
+   */
   private async reopen(g: Grant, fw: FirewallAdapter): Promise<boolean> {
     const now = this.host.now();
     if (g.expiresAt === null || g.expiresAt <= now + 1000) {
       await this.host.close([g], 'expired', 'system:reconciler');
       return false;
     }
-    const ref = await fw.open({ grantId: g.id, targetId: g.targetId, source: g.source, port: g.port, protocol: 'tcp', expiresAt: g.expiresAt });
-    await this.host.store.write(async (w) => {
-      if (!(await w.transition(g.id, 'active', 'active', { ruleRef: ref }))) return;
-      await w.audit({ actor: 'system:reconciler', grant: g.id, target: g.targetId, sourceIp: g.source, port: g.port, type: 'reconcile.rule_reopened', ruleRef: ref, detail: { backend: fw.scope, previous: g.ruleRef } });
+    const audit = { actor: 'system:reconciler', grant: g.id, target: g.targetId, sourceIp: g.source, port: g.port };
+    const claimed = await this.host.store.write(async (w) => {
+      if (!(await w.transition(g.id, 'active', 'opening', {}, { ruleRef: g.ruleRef }))) return false;
+      await w.audit({ ...audit, type: 'rule.opening', detail: { backend: fw.scope, expiresAt: new Date(g.expiresAt!).toISOString(), reopen: true } });
+      return true;
     });
+    // Someone else moved it (a revoke, an extend): their transition explains the rule now.
+    if (!claimed) return false;
+    await this.host.openRule({ ...g, state: 'opening' }, fw, 'system:reconciler', { event: 'reconcile.rule_reopened', detail: { previous: g.ruleRef } });
     return true;
+  }
+
+  /** An extend a crash interrupted: back to active with the expiry the store has (the user was never told the new one). */
+  private async settleExtending(g: Grant): Promise<void> {
+    const back = await this.host.store.write(async (w) => {
+      if (!(await w.transition(g.id, 'extending', 'active'))) return undefined;
+      await w.audit({ actor: 'system:reconciler', grant: g.id, target: g.targetId, type: 'grant.extend_failed', detail: { code: 'INTERRUPTED' } });
+      return w.getGrant(g.id);
+    });
+    if (back) this.host.announceActive(back);
+  }
+
+  /**
+   * Grants a crash left `approved` (between the last approval and the opening intent): activate
+   * them, re-checking the requester, or fail them if that cannot be done.
+   */
+  private async recoverApproved(now: number, atStart: boolean): Promise<number> {
+    const approved = await this.host.store.grantsInStates(['approved'], atStart ? {} : { updatedBefore: now - STALE_OPENING_MS });
+    let n = 0;
+    for (const g of approved) {
+      if (this.host.busy(g.id)) continue;
+      n += 1;
+      try {
+        await this.host.activate(g.id, 'system:reconciler');
+      } catch (e) {
+        this.host.log.warn('reconcile: an approved grant could not be activated', { grant: g.id, ...errorFields(e) });
+        // An unknown target (config changed) or a refusal before the intent: nothing was opened.
+        await this.host.store.write(async (w) => {
+          if (!(await w.transition(g.id, 'approved', 'failed', { failure: 'INTERRUPTED', closedAt: this.host.now() }))) return;
+          await w.audit({ actor: 'system:reconciler', grant: g.id, target: g.targetId, type: 'grant.failed', detail: { code: 'INTERRUPTED', from: 'approved' } });
+        });
+      }
+    }
+    return n;
   }
 }

@@ -8,6 +8,7 @@ export const GRANT_STATES = [
   'approved',
   'opening',
   'active',
+  'extending',
   'closing',
   'closed',
   'denied',
@@ -16,8 +17,12 @@ export const GRANT_STATES = [
 ] as const;
 export type GrantState = (typeof GRANT_STATES)[number];
 
-/** States whose grant may hold (or be about to hold) a firewall rule. */
-export const LIVE_STATES: readonly GrantState[] = ['opening', 'active', 'closing'];
+/**
+ * States whose grant may hold (or be about to hold) a firewall rule. `opening`, `extending` and
+ * `closing` are durable intents: an adapter call is (or may be) in flight, and no competing
+ * transition starts from them (a revoke of an `extending` grant is refused, the reaper waits).
+ */
+export const LIVE_STATES: readonly GrantState[] = ['opening', 'active', 'extending', 'closing'];
 /** States a grant never leaves. */
 export const FINAL_STATES: readonly GrantState[] = ['closed', 'denied', 'expired', 'failed'];
 

@@ -10,13 +10,11 @@ import { errorBody, isPortcullisError, PortcullisError } from '../errors.ts';
 import type { FirewallAdapter } from '../firewall/port.ts';
 import { errorFields, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Store } from '../store/store.ts';
 import type { Authn } from './authn.ts';
 import { RefusalBudget } from './refusal-budget.ts';
 
 export interface HttpDeps {
   broker: Broker;
-  store: Store;
   authn: Authn;
   firewalls: ReadonlyMap<string, FirewallAdapter>;
   metrics: Metrics;
@@ -24,8 +22,6 @@ export interface HttpDeps {
   trustProxy: string[];
   /** Client id of the CLI; bearer tokens issued to it are the `cli` channel. */
   cliClientId?: string | undefined;
-  /** Groups that may read the audit trail through the API. */
-  auditReaderGroups?: string[];
   /** Refused credentials audited per source address per minute (the rest are counted). */
   refusalAuditPerMinute?: number;
   /** grants.maxDuration in minutes: the cap of the per-target "longest you may ask for". */
@@ -55,12 +51,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   });
   app.get('/readyz', async (_req, res) => {
     const checks: Record<string, { ok: boolean; detail: string; simulated?: boolean }> = {};
-    try {
-      await deps.store.ping();
-      checks.store = { ok: true, detail: deps.store.dialect };
-    } catch {
-      checks.store = { ok: false, detail: 'store unreachable' };
-    }
+    checks.store = await deps.broker.storeHealth();
     for (const fw of new Set(deps.firewalls.values())) {
       try {
         const h = await fw.check();
@@ -103,7 +94,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
 }
 
 function apiRouter(deps: HttpDeps): Router {
-  const { broker, store, authn, metrics } = deps;
+  const { broker, authn, metrics } = deps;
   const r = express.Router();
   r.use(express.json({ limit: '16kb', strict: true }));
   r.use((_req, res, next) => {
@@ -131,8 +122,8 @@ function apiRouter(deps: HttpDeps): Router {
         const ip = callerIp(req);
         const { audit, suppressed } = budget.take(ip);
         if (audit) {
-          await store
-            .audit({ type: e.code === 'MFA_REQUIRED' ? 'auth.mfa_missing' : 'auth.rejected', actor: null, sourceIp: ip, detail: { code: e.code, path: req.path, ...(suppressed ? { suppressedBefore: suppressed } : {}) } })
+          await broker
+            .recordRefusal({ code: e.code, sourceIp: ip, path: req.path, ...(suppressed ? { suppressedBefore: suppressed } : {}) })
             .catch((err) => deps.log.warn('could not audit a refused credential', { code: (err as PortcullisError).code }));
         }
       }
@@ -190,8 +181,8 @@ function apiRouter(deps: HttpDeps): Router {
 
   r.get('/grants/:id', async (req, res) => {
     const p = await who(req);
-    const grant = await broker.getGrant(p, req.params.id as GrantId, channelOf(deps, p));
-    const approvals = (await store.approvals(grant.id)).map((a) => ({ approver: a.approver, decision: a.decision, comment: a.comment, at: new Date(a.createdAt).toISOString() }));
+    const { grant, approvals: recorded } = await broker.grantApprovals(p, req.params.id as GrantId, channelOf(deps, p));
+    const approvals = recorded.map((a) => ({ approver: a.approver, decision: a.decision, comment: a.comment, at: new Date(a.createdAt).toISOString() }));
     res.json({ grant: { ...grantView(grant, broker), approvals } });
   });
 
@@ -215,25 +206,16 @@ function apiRouter(deps: HttpDeps): Router {
     res.json({ grant: grantView(await broker.extend(p, req.params.id as GrantId, req.body ?? {}, channelOf(deps, p)), broker) });
   });
 
-  const auditReader = async (req: Request) => {
-    const p = await who(req);
-    if (!(deps.auditReaderGroups ?? []).some((g) => p.groups.includes(g))) {
-      throw new PortcullisError('FORBIDDEN', 'reading the audit trail needs membership of an audit.readerGroups group');
-    }
-    return p;
-  };
-
   r.get('/audit', async (req, res) => {
-    await auditReader(req);
+    const p = await who(req);
     const after = Math.max(Number(req.query.after ?? 0) || 0, 0);
     const limit = Math.min(Math.max(Number(req.query.limit ?? 500) || 500, 1), 5000);
-    const events = await store.auditEvents({ afterSeq: after, limit, grant: typeof req.query.grant === 'string' ? req.query.grant : undefined });
+    const events = await broker.readAudit(p, { afterSeq: after, limit, grant: typeof req.query.grant === 'string' ? req.query.grant : undefined });
     res.json({ events, next: events.length === limit ? events[events.length - 1]!.seq : null });
   });
 
   r.get('/audit/verify', async (req, res) => {
-    await who(req);
-    const v = await store.verifyAudit();
+    const v = await broker.verifyAudit(await who(req));
     res.status(v.ok ? 200 : 409).json(v);
   });
 

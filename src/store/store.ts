@@ -16,9 +16,14 @@ export type GrantPatch = Partial<
 /** The operations a use case may do inside one transaction. */
 export interface Writer {
   insertGrant(grant: Grant): Promise<void>;
-  /** Moves `id` from one of `from` to `to`; false when its state was not one of `from` (someone else won). */
-  transition(id: GrantId, from: GrantState | readonly GrantState[], to: GrantState, patch?: GrantPatch): Promise<boolean>;
+  /**
+   * Moves `id` from one of `from` to `to`; false when its state was not one of `from` (someone else won).
+   * `expect` also requires the stored expiry or rule ref to be that one (a decision computed from it).
+   */
+  transition(id: GrantId, from: GrantState | readonly GrantState[], to: GrantState, patch?: GrantPatch, expect?: { expiresAt?: number | null; ruleRef?: string | null }): Promise<boolean>;
   getGrant(id: GrantId): Promise<Grant | undefined>;
+  /** Reads the grant and, on PostgreSQL, locks its row until commit (decisions that count rows of it). */
+  lockGrant(id: GrantId): Promise<Grant | undefined>;
   audit(event: AuditInput): Promise<AuditEvent>;
   /** Records one approver's decision; false when that approver already decided this grant. */
   addApproval(a: Approval): Promise<boolean>;
@@ -26,6 +31,8 @@ export interface Writer {
 }
 
 export type AuditListener = (events: AuditEvent[]) => void;
+/** Told when an audit listener throws: the events are committed (the store is the source of truth), only the listener missed them. */
+export type ListenerFailure = (error: unknown, events: AuditEvent[]) => void;
 
 interface QueuedWrite {
   fn: (w: Writer) => Promise<unknown>;
@@ -40,6 +47,9 @@ export class Store {
   readonly dialect: Dialect;
   private readonly db: Kysely<Database>;
   private readonly listeners: AuditListener[] = [];
+  private readonly failureHandlers: ListenerFailure[] = [];
+  /** Audit listener calls that threw, since start (metrics). */
+  listenerFailures = 0;
   private readonly queue: QueuedWrite[] = [];
   private draining = false;
   private readonly clock: () => number;
@@ -53,6 +63,11 @@ export class Store {
   /** Called with each committed batch of audit events, in order (JSONL sink, metrics, notifications). */
   onAudit(listener: AuditListener): void {
     this.listeners.push(listener);
+  }
+
+  /** Called when a listener throws; the listener is expected to catch up from the store later (JsonlSink does). */
+  onListenerFailure(handler: ListenerFailure): void {
+    this.failureHandlers.push(handler);
   }
 
   /**
@@ -75,6 +90,9 @@ export class Store {
     try {
       result = await this.db.transaction().execute(async (tx) => {
         const w = this.writer(tx, appended);
+        // One lock order everywhere: the audit head first, then grant rows. Taking the head at the
+        // first audit event instead (mid-loop over grants) let a batch close and a revoke deadlock.
+        if (this.dialect === 'postgres') await w.lockHead();
         const r = await fn(w);
         await w.flush();
         return r;
@@ -120,8 +138,23 @@ export class Store {
     }
   }
 
+  /** Tells the listeners of committed events. A listener that throws never fails the write or the drain. */
   private emit(events: AuditEvent[]): void {
-    if (events.length) for (const l of this.listeners) l(events);
+    if (events.length === 0) return;
+    for (const l of this.listeners) {
+      try {
+        l(events);
+      } catch (e) {
+        this.listenerFailures += 1;
+        for (const h of this.failureHandlers) {
+          try {
+            h(e, events);
+          } catch {
+            // a failing failure handler must not take the drain down either
+          }
+        }
+      }
+    }
   }
 
   /** Appends audit events with no state change (sign-ins, refused tokens). */
@@ -129,11 +162,20 @@ export class Store {
     return this.write((w) => w.audit(event));
   }
 
-  private writer(tx: Transaction<Database>, appended: AuditEvent[]): Writer & { flush(): Promise<void> } {
+  private writer(tx: Transaction<Database>, appended: AuditEvent[]): Writer & { flush(): Promise<void>; lockHead(): Promise<void> } {
     let head: { seq: number; hash: string; first: number } | undefined;
+    /** Reads the chain head once per transaction (on PostgreSQL: and locks it until commit). */
+    const lockHead = async () => {
+      if (head) return;
+      let q = tx.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
+      if (this.dialect === 'postgres') q = q.forUpdate();
+      const row = await q.executeTakeFirstOrThrow();
+      head = { seq: Number(row.seq), hash: row.hash, first: Number(row.seq) };
+    };
     // Events are hashed as they come and inserted together at the end of the transaction.
     const rows: AuditEventsTable[] = [];
     return {
+      lockHead,
       /** Inserts the transaction's events and moves the chain head once (compare-and-swap). */
       flush: async () => {
         if (rows.length === 0 || !head) return;
@@ -144,17 +186,25 @@ export class Store {
       insertGrant: async (g) => {
         await tx.insertInto('grants').values(toRow(g)).execute();
       },
-      transition: async (id, from, to, patch = {}) => {
+      transition: async (id, from, to, patch = {}, expect = {}) => {
         const froms = typeof from === 'string' ? [from] : [...from];
-        const res = await tx
+        let q = tx
           .updateTable('grants')
           .set({ state: to, updated_at: this.clock(), ...patchRow(patch) })
           .where('id', '=', id)
-          .where('state', 'in', froms)
-          .executeTakeFirst();
+          .where('state', 'in', froms);
+        if (expect.expiresAt !== undefined) q = expect.expiresAt === null ? q.where('expires_at', 'is', null) : q.where('expires_at', '=', expect.expiresAt);
+        if (expect.ruleRef !== undefined) q = expect.ruleRef === null ? q.where('rule_ref', 'is', null) : q.where('rule_ref', '=', expect.ruleRef);
+        const res = await q.executeTakeFirst();
         return Number(res.numUpdatedRows) === 1;
       },
       getGrant: (id) => this.getGrant(id, tx),
+      lockGrant: async (id) => {
+        let q = tx.selectFrom('grants').selectAll().where('id', '=', id);
+        if (this.dialect === 'postgres') q = q.forUpdate();
+        const row = await q.executeTakeFirst();
+        return row ? fromRow(row) : undefined;
+      },
       addApproval: async (a) => {
         const exists = await tx.selectFrom('approvals').select('approver').where('grant_id', '=', a.grantId).where('approver', '=', a.approver).executeTakeFirst();
         if (exists) return false;
@@ -163,14 +213,9 @@ export class Store {
       },
       approvals: (id) => this.approvals(id, tx),
       audit: async (input) => {
-        // The head is read (and, on PostgreSQL, locked) once per transaction, then carried along.
-        if (!head) {
-          let q = tx.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
-          if (this.dialect === 'postgres') q = q.forUpdate();
-          const row = await q.executeTakeFirstOrThrow();
-          head = { seq: Number(row.seq), hash: row.hash, first: Number(row.seq) };
-        }
-        const prev = head;
+        // The head is read once per transaction, then carried along.
+        await lockHead();
+        const prev = head!;
         const seq = Number(prev.seq) + 1;
         const now = this.clock();
         const { hash: _ignored, ...clean } = input as AuditInput & { hash?: unknown };
@@ -223,7 +268,7 @@ export class Store {
       .selectFrom('grants')
       .select(sql<number>`count(*)`.as('n'))
       .where('requester', '=', requester)
-      .where('state', 'in', ['pending', 'approved', 'opening', 'active'])
+      .where('state', 'in', ['pending', 'approved', 'opening', 'active', 'extending'])
       .executeTakeFirstOrThrow();
     return Number(row.n);
   }
@@ -247,7 +292,7 @@ export class Store {
         .selectFrom('grants')
         .select(['id', 'rule_ref'])
         .where('rule_ref', 'in', refs.slice(i, i + 500))
-        .where('state', 'in', ['opening', 'active'])
+        .where('state', 'in', ['opening', 'active', 'extending'])
         .execute();
       for (const r of rows) if (!excluded.has(r.id) && r.rule_ref) held.add(r.rule_ref);
     }

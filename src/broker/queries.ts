@@ -1,0 +1,90 @@
+// Reads: grants a principal may see, their approvals, duration limits, and the audit trail (who may read it).
+import type { AuditEvent, AuditInput } from '../audit/chain.ts';
+import { PortcullisError, isPortcullisError } from '../errors.ts';
+import { buildPolicyContext } from '../policy/context.ts';
+import { maxDuration, type DurationLimit } from '../policy/max-duration.ts';
+import type { VerifyResult } from '../audit/chain.ts';
+import type { Approval, Channel, Grant, GrantId, Principal } from '../domain/index.ts';
+import type { BrokerCore } from './core.ts';
+import { canonicalAddress } from './source.ts';
+
+/** A grant the principal may see; approvers also see the pending requests they may decide. */
+export async function getGrant(core: BrokerCore, principal: Principal, id: GrantId, channel: Channel = 'api'): Promise<Grant> {
+  try {
+    return await core.visibleGrant(principal, id);
+  } catch (e) {
+    const g = isPortcullisError(e, 'GRANT_NOT_FOUND') ? await core.findGrant(id) : undefined;
+    if (g?.state === 'pending' && g.requester !== principal.sub && core.decideApproval(principal, g, channel).allowed) return g;
+    throw e;
+  }
+}
+
+/** The approvals of a grant the principal may see (same visibility as getGrant). */
+export async function grantApprovals(core: BrokerCore, principal: Principal, id: GrantId, channel: Channel = 'api'): Promise<{ grant: Grant; approvals: Approval[] }> {
+  const grant = await getGrant(core, principal, id, channel);
+  return { grant, approvals: await core.store.approvals(grant.id) };
+}
+
+export async function listGrants(core: BrokerCore, principal: Principal, opts: { limit?: number; all?: boolean } = {}): Promise<Grant[]> {
+  if (opts.all && !core.isAdmin(principal)) throw new PortcullisError('FORBIDDEN', 'only administrators can list every grant');
+  return core.store.listGrants({ requester: opts.all ? undefined : principal.sub, limit: opts.limit ?? 100 });
+}
+
+/** The longest duration this principal may ask for on a target, and whether it needs approval. */
+export function durationLimit(core: BrokerCore, principal: Principal, targetId: string, callerIp: string, channel: Channel, capMinutes: number): DurationLimit {
+  const target = core.targets.get(targetId);
+  const none = { minutes: 0, approval: false, immediateMinutes: 0, policyIds: [] };
+  if (!target) return none;
+  const address = canonicalAddress(callerIp) ?? '127.0.0.1';
+  try {
+    return maxDuration(
+      core.deps.policy(),
+      {
+        principal,
+        target: { id: target.id, tags: target.tags, ports: target.ports },
+        context: buildPolicyContext({ principal, durationMinutes: 0, port: target.ports[0]!, sourceIp: address, sourcePrefixLength: address.includes(':') ? 128 : 32, channel, reason: 'preview', now: core.clock(), timeZone: core.limits.timeZone }),
+      },
+      { capMinutes, minMinutes: Math.ceil(core.limits.minDurationSeconds / 60) },
+    );
+  } catch {
+    return none;
+  }
+}
+
+/** Members of audit.readerGroups (and admins) may read the trail; everyone else is refused. */
+export function mayReadAudit(core: BrokerCore, principal: Principal): boolean {
+  return core.isAdmin(principal) || (core.limits.auditReaderGroups ?? []).some((g) => principal.groups.includes(g));
+}
+
+export async function readAudit(core: BrokerCore, principal: Principal, filter: { afterSeq?: number; limit?: number; grant?: string }): Promise<AuditEvent[]> {
+  if (!mayReadAudit(core, principal)) {
+    throw new PortcullisError('FORBIDDEN', 'reading the audit trail needs membership of an audit.readerGroups group');
+  }
+  return core.store.auditEvents(filter);
+}
+
+/** Any signed-in principal may ask whether the chain verifies (the answer holds no events). */
+export async function verifyAudit(core: BrokerCore, _principal: Principal): Promise<VerifyResult & { headSeq: number }> {
+  return core.store.verifyAudit();
+}
+
+/** A refused credential, audited by code only (transports decide how many per address). */
+export async function recordRefusal(core: BrokerCore, event: { code: string; sourceIp: string; path: string; suppressedBefore?: number }): Promise<void> {
+  const input: AuditInput = {
+    type: event.code === 'MFA_REQUIRED' ? 'auth.mfa_missing' : 'auth.rejected',
+    actor: null,
+    sourceIp: event.sourceIp,
+    detail: { code: event.code, path: event.path, ...(event.suppressedBefore ? { suppressedBefore: event.suppressedBefore } : {}) },
+  };
+  await core.store.audit(input);
+}
+
+/** Readiness of the store, for /readyz. */
+export async function storeHealth(core: BrokerCore): Promise<{ ok: boolean; detail: string }> {
+  try {
+    await core.store.ping();
+    return { ok: true, detail: core.store.dialect };
+  } catch {
+    return { ok: false, detail: 'store unreachable' };
+  }
+}
