@@ -36,6 +36,7 @@ export class Broker {
       openRule: (g, fw, actor, opts) => openRule(core, g, fw, actor, opts),
       activate: (id, actor) => activate(core, id, actor, { recheck: true }),
       busy: (id) => core.inFlight.has(id),
+      intent: (id, run) => core.intent(id, run),
     });
   }
 

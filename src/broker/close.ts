@@ -11,28 +11,38 @@ const EXPIRY_PAGE = 5000;
 
 /** Early close by the requester, or by an admin. */
 export async function revoke(core: BrokerCore, principal: Principal, id: GrantId): Promise<Grant> {
-  const grant = await core.visibleGrant(principal, id);
-  if (grant.state === 'pending' || grant.state === 'approved') {
-    const done = await core.store.write(async (w) => {
-      if (!(await w.transition(id, ['pending', 'approved'], 'closed', { closeReason: 'revoked', closedAt: core.clock() }))) return false;
-      await w.audit({ actor: principal.sub, grant: id, target: grant.targetId, type: 'grant.revoked', detail: { from: grant.state } });
-      return true;
-    });
-    if (done) return core.mustGet(id);
-  }
-  if (grant.state === 'opening' || grant.state === 'extending') {
-    // An adapter call is in flight; closing now could be undone by it. The caller retries.
-    throw new PortcullisError('INVALID_STATE', `grant ${id} is ${grant.state} right now; close it again in a moment`);
-  }
-  if (grant.state !== 'active') {
-    throw new PortcullisError('INVALID_STATE', `grant ${id} is ${grant.state}; only a pending or active grant can be closed`);
-  }
-  const claimed = await close(core, [grant], 'revoked', principal.sub);
-  if (claimed === 0) {
+  // An open or extend of this process on the grant is waited for (a few times at most), then the
+  // close goes ahead; one of another process answers INVALID_STATE and the caller retries.
+  for (let attempt = 0; ; attempt++) {
+    const wait = attempt < 3 && core.inFlight.has(id);
+    const grant = await core.visibleGrant(principal, id);
+    if (grant.state === 'pending' || grant.state === 'approved') {
+      const done = await core.store.write(async (w) => {
+        if (!(await w.transition(id, ['pending', 'approved'], 'closed', { closeReason: 'revoked', closedAt: core.clock() }))) return false;
+        await w.audit({ actor: principal.sub, grant: id, target: grant.targetId, type: 'grant.revoked', detail: { from: grant.state } });
+        return true;
+      });
+      if (done) return core.mustGet(id);
+      continue;
+    }
+    if (grant.state === 'opening' || grant.state === 'extending') {
+      if (wait) {
+        await core.settled(id);
+        continue;
+      }
+      throw new PortcullisError('INVALID_STATE', `grant ${id} is ${grant.state} right now; close it again in a moment`);
+    }
+    if (grant.state !== 'active') {
+      throw new PortcullisError('INVALID_STATE', `grant ${id} is ${grant.state}; only a pending or active grant can be closed`);
+    }
+    if ((await close(core, [grant], 'revoked', principal.sub)) === 1) return core.mustGet(id);
+    if (core.inFlight.has(id) && attempt < 3) {
+      await core.settled(id);
+      continue;
+    }
     const now = await core.mustGet(id);
     throw new PortcullisError('INVALID_STATE', `grant ${id} is ${now.state}; it changed while being closed`);
   }
-  return core.mustGet(id);
 }
 
 /** Expires every active grant whose time is up (the reaper's timers and its sweep call this). */

@@ -53,7 +53,7 @@ export class BrokerCore {
    * `extending`) is what other processes respect; this only keeps this process's reconciler from
    * settling an intent whose call has not answered yet.
    */
-  readonly inFlight = new Set<GrantId>();
+  readonly inFlight = new Map<GrantId, Promise<unknown>>();
 
   constructor(readonly deps: BrokerDeps) {
     this.store = deps.store;
@@ -71,14 +71,24 @@ export class BrokerCore {
     for (const l of this.closedListeners) l(g);
   }
 
-  /** Runs an adapter call for `id`, marked in flight for this process's reconciler. */
-  async adapterCall<T>(id: GrantId, call: () => Promise<T>): Promise<T> {
-    this.inFlight.add(id);
+  /**
+   * Runs one intent on `id` (its durable claim, the adapter call, the record of the outcome),
+   * known to this process while it runs: a revoke waits for it, the reconciler leaves it alone.
+   */
+  async intent<T>(id: GrantId, run: () => Promise<T>): Promise<T> {
+    const p = run();
+    // A second intent on the same grant loses its compare-and-swap; the first one stays the one to wait for.
+    if (!this.inFlight.has(id)) this.inFlight.set(id, p);
     try {
-      return await call();
+      return await p;
     } finally {
-      this.inFlight.delete(id);
+      if (this.inFlight.get(id) === p) this.inFlight.delete(id);
     }
+  }
+
+  /** Waits for this process's intent on the grant, if any, whatever its outcome. */
+  async settled(id: GrantId): Promise<void> {
+    await this.inFlight.get(id)?.catch(() => {});
   }
 
   firewall(targetId: string): FirewallAdapter {

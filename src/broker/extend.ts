@@ -2,6 +2,7 @@
 import { parseDuration } from '../config/duration.ts';
 import { PortcullisError, isPortcullisError } from '../errors.ts';
 import { errorFields } from '../log.ts';
+import type { FirewallAdapter } from '../firewall/port.ts';
 import type { Channel, Grant, GrantId, Principal } from '../domain/index.ts';
 import type { BrokerCore } from './core.ts';
 import { parseSource } from './source.ts';
@@ -37,8 +38,15 @@ export async function extend(core: BrokerCore, principal: Principal, id: GrantId
   }
   const expiresAt = grant.expiresAt + extra * 1000;
   const fw = core.firewall(grant.targetId);
-  const audit = { actor: principal.sub, grant: id, target: grant.targetId, sourceIp: grant.source, port: grant.port };
 
+  return core.intent(id, () => claimAndExtend(core, principal, grant, fw, { extra, total, expiresAt, policyIds: decision.policyIds }));
+}
+
+async function claimAndExtend(core: BrokerCore, principal: Principal, grant: Grant, fw: FirewallAdapter, plan: { extra: number; total: number; expiresAt: number; policyIds: string[] }): Promise<Grant> {
+  const { store } = core;
+  const { id } = grant;
+  const { extra, total, expiresAt } = plan;
+  const audit = { actor: principal.sub, grant: id, target: grant.targetId, sourceIp: grant.source, port: grant.port };
   // The intent, with the expiry it was computed from: a concurrent extend that already moved it loses here.
   const claimed = await store.write(async (w) => {
     if (!(await w.transition(id, 'active', 'extending', {}, { expiresAt: grant.expiresAt }))) return false;
@@ -51,7 +59,7 @@ export async function extend(core: BrokerCore, principal: Principal, id: GrantId
   try {
     // The backend carries the expiry (kernel timeout, tag): move it first, so a crash between the
     // two writes leaves the backend later than the store, never earlier than the user was told.
-    ref = await core.adapterCall(id, () => fw.open({ grantId: id, targetId: grant.targetId, source: grant.source, port: grant.port, protocol: 'tcp', expiresAt, extend: true }));
+    ref = await fw.open({ grantId: id, targetId: grant.targetId, source: grant.source, port: grant.port, protocol: 'tcp', expiresAt, extend: true });
   } catch (e) {
     core.log.warn('extend: the backend did not move the expiry', { grant: id, ...errorFields(e) });
     // Back to active with the old expiry; a backend that did move it only keeps the rule longer
@@ -66,7 +74,7 @@ export async function extend(core: BrokerCore, principal: Principal, id: GrantId
   }
   const updated = await store.write(async (w) => {
     if (!(await w.transition(id, 'extending', 'active', { expiresAt, durationSeconds: total, ruleRef: ref }))) return undefined;
-    await w.audit({ ...audit, type: 'grant.extended', policyIds: decision.policyIds, ruleRef: ref, detail: { extraSeconds: extra, expiresAt: new Date(expiresAt).toISOString() } });
+    await w.audit({ ...audit, type: 'grant.extended', policyIds: plan.policyIds, ruleRef: ref, detail: { extraSeconds: extra, expiresAt: new Date(expiresAt).toISOString() } });
     return w.getGrant(id);
   });
   // Only a reconciler of another process that took the intent for stale moves `extending`; the

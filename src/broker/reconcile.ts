@@ -33,8 +33,10 @@ export interface ReconcileHost {
   openRule(grant: Grant, fw: FirewallAdapter, actor: string, opts: { event: string; detail: Record<string, unknown> }): Promise<Grant>;
   /** approved → opening → active, re-checking the requester (an approval a crash interrupted). */
   activate(id: GrantId, actor: string): Promise<Grant>;
-  /** True while this process has an adapter call in flight for the grant. */
+  /** True while this process has an intent (claim, adapter call, record) running for the grant. */
   busy(id: GrantId): boolean;
+  /** Runs an intent on the grant, known to this process's revoke (which waits for it). */
+  intent<T>(id: GrantId, run: () => Promise<T>): Promise<T>;
 }
 
 export class Reconciler {
@@ -149,15 +151,17 @@ export class Reconciler {
       return false;
     }
     const audit = { actor: 'system:reconciler', grant: g.id, target: g.targetId, sourceIp: g.source, port: g.port };
-    const claimed = await this.host.store.write(async (w) => {
-      if (!(await w.transition(g.id, 'active', 'opening', {}, { ruleRef: g.ruleRef }))) return false;
-      await w.audit({ ...audit, type: 'rule.opening', detail: { backend: fw.scope, expiresAt: new Date(g.expiresAt!).toISOString(), reopen: true } });
+    return this.host.intent(g.id, async () => {
+      const claimed = await this.host.store.write(async (w) => {
+        if (!(await w.transition(g.id, 'active', 'opening', {}, { ruleRef: g.ruleRef }))) return false;
+        await w.audit({ ...audit, type: 'rule.opening', detail: { backend: fw.scope, expiresAt: new Date(g.expiresAt!).toISOString(), reopen: true } });
+        return true;
+      });
+      // Someone else moved it (a revoke, an extend): their transition explains the rule now.
+      if (!claimed) return false;
+      await this.host.openRule({ ...g, state: 'opening' }, fw, 'system:reconciler', { event: 'reconcile.rule_reopened', detail: { previous: g.ruleRef } });
       return true;
     });
-    // Someone else moved it (a revoke, an extend): their transition explains the rule now.
-    if (!claimed) return false;
-    await this.host.openRule({ ...g, state: 'opening' }, fw, 'system:reconciler', { event: 'reconcile.rule_reopened', detail: { previous: g.ruleRef } });
-    return true;
   }
 
   /** An extend a crash interrupted: back to active with the expiry the store has (the user was never told the new one). */

@@ -137,13 +137,17 @@ export async function activate(core: BrokerCore, id: GrantId, actor: string, opt
  * has made `opening` durable; nothing else moves a grant out of `opening` while this call is in
  * flight (the reconciler waits for a stale one), and if something did, the rule is taken back.
  */
-export async function openRule(core: BrokerCore, grant: Grant, fw: FirewallAdapter, actor: string, opts: { event?: string; detail?: Record<string, unknown> } = {}): Promise<Grant> {
+export function openRule(core: BrokerCore, grant: Grant, fw: FirewallAdapter, actor: string, opts: { event?: string; detail?: Record<string, unknown> } = {}): Promise<Grant> {
+  return core.intent(grant.id, () => openAndRecord(core, grant, fw, actor, opts));
+}
+
+async function openAndRecord(core: BrokerCore, grant: Grant, fw: FirewallAdapter, actor: string, opts: { event?: string; detail?: Record<string, unknown> }): Promise<Grant> {
   const id = grant.id;
   const expiresAt = grant.expiresAt!;
   const audit = { actor, grant: id, target: grant.targetId, sourceIp: grant.source, port: grant.port };
   let ref: string;
   try {
-    ref = await core.adapterCall(id, () => fw.open({ grantId: id, targetId: grant.targetId, source: grant.source, port: grant.port, protocol: 'tcp', expiresAt }));
+    ref = await fw.open({ grantId: id, targetId: grant.targetId, source: grant.source, port: grant.port, protocol: 'tcp', expiresAt });
   } catch (e) {
     await openFailed(core, grant, fw, e);
     throw isPortcullisError(e) ? e : new PortcullisError('FIREWALL_UNAVAILABLE', `the firewall for ${grant.targetId} did not open the rule`, { cause: e });

@@ -43,11 +43,15 @@ export class MapRuleTable implements RuleTable {
 
 /** Fault injection for tests: the next calls of an operation fail (or hang) as a backend would. */
 export type Fault = 'unavailable' | 'error';
+/** Milliseconds a call takes before its effect lands, as a remote backend would (a number, or drawn per call). */
+export type Latency = number | (() => number);
+type Op = 'open' | 'close' | 'list';
 
 export class TableFirewall implements FirewallAdapter {
   readonly calls = { open: 0, close: 0, list: 0, closedRefs: 0 };
   shutdown?: () => Promise<void>;
-  private faults: Partial<Record<'open' | 'close' | 'list', Fault[]>> = {};
+  private faults: Partial<Record<Op, Fault[]>> = {};
+  private latency: Partial<Record<Op, Latency>> = {};
   private seq = 0;
 
   constructor(
@@ -61,12 +65,18 @@ export class TableFirewall implements FirewallAdapter {
   }
 
   /** Makes the next `count` calls of `op` fail. */
-  inject(op: 'open' | 'close' | 'list', fault: Fault, count = 1): void {
+  inject(op: Op, fault: Fault, count = 1): void {
     this.faults[op] = [...(this.faults[op] ?? []), ...Array<Fault>(count).fill(fault)];
+  }
+
+  /** Makes every later call of each op take that long before its effect lands (0 or undefined: at once). */
+  slow(latency: Partial<Record<Op, Latency>>): void {
+    this.latency = { ...this.latency, ...latency };
   }
 
   async open(rule: RuleSpec): Promise<string> {
     this.calls.open += 1;
+    await this.delay('open');
     this.fault('open');
     const existing = this.table.byGrant(rule.grantId);
     if (existing && rule.extend) this.table.insert({ ...existing, expiresAt: rule.expiresAt });
@@ -78,6 +88,7 @@ export class TableFirewall implements FirewallAdapter {
 
   async close(refs: string[]): Promise<void> {
     this.calls.close += 1;
+    await this.delay('close');
     this.fault('close');
     this.calls.closedRefs += refs.length;
     this.table.remove(refs);
@@ -85,6 +96,7 @@ export class TableFirewall implements FirewallAdapter {
 
   async list(): Promise<ManagedRule[]> {
     this.calls.list += 1;
+    await this.delay('list');
     this.fault('list');
     return this.table.all().map((r) => ({ ref: r.ref, grantIds: [r.grantId], source: r.source, port: r.port, expiresAt: r.expiresAt }));
   }
@@ -93,7 +105,13 @@ export class TableFirewall implements FirewallAdapter {
     return { ok: true, detail: `${this.kind}: SIMULATED, no real firewall is changed (${this.table.all().length} rules held)` };
   }
 
-  private fault(op: 'open' | 'close' | 'list'): void {
+  private async delay(op: Op): Promise<void> {
+    const l = this.latency[op];
+    const ms = typeof l === 'function' ? l() : l;
+    if (ms) await new Promise((r) => setTimeout(r, ms));
+  }
+
+  private fault(op: Op): void {
     const f = this.faults[op]?.shift();
     if (f === 'unavailable') throw new PortcullisError('FIREWALL_UNAVAILABLE', `${this.kind} backend unavailable (injected)`);
     if (f === 'error') throw new PortcullisError('FIREWALL_ERROR', `${this.kind} backend error (injected)`);
