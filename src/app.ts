@@ -44,7 +44,7 @@ export interface Portcullis {
   firewalls: Map<string, FirewallAdapter>;
   metrics: Metrics;
   http: express.Express;
-  /** Listens on server.listen (port 0 picks a free one), recovers and arms the reaper. */
+  /** Recovers and arms the reaper, then listens on server.listen (port 0 picks a free one). */
   start(): Promise<{ url: string; issuer: string; banner: string[] }>;
   stop(): Promise<void>;
 }
@@ -55,11 +55,19 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
   const store = new Store(db, opts.clock);
   const closers: (() => Promise<void>)[] = [() => db.close()];
   try {
+    // Counted once the metrics exist; a sink failure before that is only logged.
+    let sinkFailed = (e: unknown) => log.error('audit: a listener failed; the store has the events and the sink catches up', errorFields(e));
+    store.onListenerFailure((e) => sinkFailed(e));
     if (config.audit.jsonl) {
       const sink = new JsonlSink(config.audit.jsonl);
-      const caught = await sink.catchUp(store);
+      sink.follow(store, (e) => sinkFailed(e));
+      closers.push(async () => sink.close());
+      // A full disk at start must not stop the broker: the store is the source of truth.
+      const caught = await sink.catchUp(store).catch((e) => {
+        sinkFailed(e);
+        return 0;
+      });
       if (caught) log.warn('audit: appended events the JSONL file was missing', { count: caught });
-      store.onAudit((events) => sink.write(events));
     }
 
     const policy = loadPolicyEngine({ dir: config.policy.dir, timeZone: config.policy.timeZone });
@@ -70,6 +78,11 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
     for (const fw of new Set(firewalls.values())) if (fw.shutdown) closers.push(() => fw.shutdown!());
 
     const metrics = new Metrics(() => store.countByState());
+    const logSinkFailure = sinkFailed;
+    sinkFailed = (e) => {
+      metrics.auditSinkFailures.inc();
+      logSinkFailure(e);
+    };
     store.onAudit((events) => {
       for (const e of events) metrics.auditEvents.inc({ type: e.type });
     });
@@ -147,6 +160,9 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       metrics,
       http,
       async start() {
+        // Recovery first (reconcile at start: stale `opening` grants failed or adopted, `approved`
+        // ones activated, orphans removed, timers armed): no request is accepted before it is done.
+        await reaper.start(() => store.grantsInStates(['active']));
         const [host, port] = splitListen(config.server.listen);
         server = createServer(http);
         await new Promise<void>((resolve, reject) => {
@@ -174,7 +190,6 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         }
         verifier ??= createTokenVerifier(oidc);
         webSettings = { oidc, publicUrl: url, verifier };
-        await reaper.start(() => store.grantsInStates(['active']));
         return { url, issuer: oidc.issuer, banner };
       },
       async stop() {
