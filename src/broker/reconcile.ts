@@ -99,7 +99,7 @@ export class Reconciler {
           } else if (g.state === 'extending' && stale) {
             await this.settleExtending(g);
             result.settled += 1;
-          } else if (g.state === 'active' && ref === undefined && g.updatedAt < listedAt) {
+          } else if (g.state === 'active' && ref === undefined && g.updatedAt <= listedAt) {
             // (A grant that changed after the listing may have a rule the listing could not show.)
             if (await this.reopen(g, fw)) result.reopened += 1;
           } else if (g.state === 'closing' && (opts.atStart || g.updatedAt < now - STALE_CLOSING_MS)) {

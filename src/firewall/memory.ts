@@ -52,6 +52,7 @@ export class TableFirewall implements FirewallAdapter {
   shutdown?: () => Promise<void>;
   private faults: Partial<Record<Op, Fault[]>> = {};
   private latency: Partial<Record<Op, Latency>> = {};
+  private held: Partial<Record<Op, Promise<void>>> = {};
   private seq = 0;
 
   constructor(
@@ -67,6 +68,16 @@ export class TableFirewall implements FirewallAdapter {
   /** Makes the next `count` calls of `op` fail. */
   inject(op: Op, fault: Fault, count = 1): void {
     this.faults[op] = [...(this.faults[op] ?? []), ...Array<Fault>(count).fill(fault)];
+  }
+
+  /** Makes calls of `op` hang (before their effect lands) until the returned function is called. */
+  hold(op: Op): () => void {
+    let release!: () => void;
+    this.held[op] = new Promise<void>((r) => (release = r));
+    return () => {
+      delete this.held[op];
+      release();
+    };
   }
 
   /** Makes every later call of each op take that long before its effect lands (0 or undefined: at once). */
@@ -109,6 +120,7 @@ export class TableFirewall implements FirewallAdapter {
     const l = this.latency[op];
     const ms = typeof l === 'function' ? l() : l;
     if (ms) await new Promise((r) => setTimeout(r, ms));
+    await this.held[op];
   }
 
   private fault(op: Op): void {

@@ -11,7 +11,7 @@ import { loadPolicyEngine } from '../../src/policy/cedar.ts';
 import type { PolicyEngine } from '../../src/policy/port.ts';
 import { openDb, type Db } from '../../src/store/db.ts';
 import { Store } from '../../src/store/store.ts';
-import { ROOT, tempDir } from '../helpers/broker.ts';
+import { ROOT, tempDir, waitFor } from '../helpers/broker.ts';
 
 const limits: BrokerLimits = {
   minDurationSeconds: 1,
@@ -191,6 +191,8 @@ describe('broker core', () => {
   test('reconcile reopens the rule of an active grant that vanished from the backend', async () => {
     const { grant } = await broker.requestAccess(alice, req, ctx);
     await fw.close([grant.ruleRef!]);
+    const { updatedAt } = (await store.getGrant(grant.id))!;
+    await waitFor('a later millisecond', async () => Date.now() > updatedAt);
     const r = await broker.reconcile();
     assert.equal(r.reopened, 1);
     const rules = await fw.list();
@@ -198,6 +200,61 @@ describe('broker core', () => {
     const g = (await store.getGrant(grant.id))!;
     assert.equal(g.ruleRef, rules[0]!.ref);
     assert.ok((await types(grant.id)).includes('reconcile.rule_reopened'));
+  });
+
+  test('an extend whose backend call fails keeps the grant active with its old expiry; a revoke then closes it', async () => {
+    const { grant } = await broker.requestAccess(alice, req, ctx);
+    fw.inject('open', 'unavailable');
+    await assert.rejects(broker.extend(alice, grant.id, { duration: '5m' }, 'api'), { code: 'FIREWALL_UNAVAILABLE' });
+    const g = (await store.getGrant(grant.id))!;
+    assert.equal(g.state, 'active');
+    assert.equal(g.expiresAt, grant.expiresAt);
+    assert.deepEqual((await types(grant.id)).slice(-2), ['grant.extending', 'grant.extend_failed']);
+    await broker.revoke(alice, grant.id);
+    assert.deepEqual(await fw.list(), []);
+  });
+
+  test('while an extend is in flight the reaper leaves the grant alone; a revoke waits for it, then closes', async () => {
+    const { grant } = await broker.requestAccess(alice, req, ctx);
+    const release = fw.hold('open');
+    const extending = broker.extend(alice, grant.id, { duration: '5m' }, 'api');
+    await waitFor('the extend intent', async () => (await store.getGrant(grant.id))!.state === 'extending');
+    assert.equal(await broker.expireDue(grant.expiresAt! + 1), 0, 'an extending grant is not expired under the call');
+    const revoked = broker.revoke(alice, grant.id);
+    release();
+    const extended = await extending;
+    assert.equal(extended.expiresAt, grant.expiresAt! + 300_000);
+    assert.equal((await revoked).state, 'closed');
+    assert.deepEqual(await fw.list(), []);
+  });
+
+  test('an extend a crash interrupted (stale extending) is settled back to active with the stored expiry at start', async () => {
+    const { grant } = await broker.requestAccess(alice, req, ctx);
+    await db.kysely.updateTable('grants').set({ state: 'extending' }).where('id', '=', grant.id).execute();
+    await assert.rejects(broker.extend(alice, grant.id, { duration: '5m' }, 'api'), { code: 'INVALID_STATE' });
+    await assert.rejects(broker.revoke(alice, grant.id), { code: 'INVALID_STATE' });
+    await broker.reconcile({ atStart: true });
+    const g = (await store.getGrant(grant.id))!;
+    assert.equal(g.state, 'active');
+    assert.equal(g.expiresAt, grant.expiresAt);
+    assert.ok((await types(grant.id)).includes('grant.extend_failed'));
+  });
+
+  test('the reconciler reopens behind an opening intent: a revoke during the call waits, and no rule is left', async () => {
+    const { grant } = await broker.requestAccess(alice, req, ctx);
+    await fw.close([grant.ruleRef!]);
+    const release = fw.hold('open');
+    // The reconciler reopens only grants last changed before its listing began.
+    const { updatedAt } = (await store.getGrant(grant.id))!;
+    await waitFor('a later millisecond', async () => Date.now() > updatedAt);
+    const reconciling = broker.reconcile();
+    await waitFor('the reopen intent', async () => (await store.getGrant(grant.id))!.state === 'opening');
+    const revoking = broker.revoke(alice, grant.id);
+    release();
+    const revoked = await revoking;
+    assert.equal((await reconciling).reopened, 1);
+    assert.equal(revoked.state, 'closed');
+    assert.deepEqual(await fw.list(), []);
   });
 
   test('per-user limit on live grants', async () => {
