@@ -3,7 +3,7 @@
 
 const armed = new Set((process.env.PORTCULLIS_FAILPOINTS ?? '').split(',').map((s) => s.trim()).filter(Boolean));
 
-export type Failpoint = 'after-open-intent' | 'after-firewall-open' | 'after-close-intent' | 'after-firewall-close';
+export type Failpoint = 'after-open-intent' | 'after-firewall-open' | 'after-close-intent' | 'after-firewall-close' | 'after-extend-intent' | 'after-approval';
 
 export function failpoint(name: Failpoint): void {
   if (armed.size > 0 && armed.has(name)) {

@@ -1,5 +1,6 @@
 // Approvals: approve (N of M), deny, and the pending requests a principal may decide.
 import { PortcullisError } from '../errors.ts';
+import { failpoint } from '../failpoints.ts';
 import type { Channel, Grant, GrantId, Principal } from '../domain/index.ts';
 import type { BrokerCore } from './core.ts';
 import { activate } from './request.ts';
@@ -57,6 +58,7 @@ export async function approve(core: BrokerCore, approver: Principal, id: GrantId
     return true;
   });
   if (!moved) return core.mustGet(id);
+  failpoint('after-approval');
   return activate(core, id, approver.sub, { recheck: true });
 }
 

@@ -1,6 +1,7 @@
 // Extend: more time on an active grant, re-checked against policy, behind a durable intent.
 import { parseDuration } from '../config/duration.ts';
 import { PortcullisError, isPortcullisError } from '../errors.ts';
+import { failpoint } from '../failpoints.ts';
 import { errorFields } from '../log.ts';
 import type { FirewallAdapter } from '../firewall/port.ts';
 import type { Channel, Grant, GrantId, Principal } from '../domain/index.ts';
@@ -54,6 +55,7 @@ async function claimAndExtend(core: BrokerCore, principal: Principal, grant: Gra
     return true;
   });
   if (!claimed) throw new PortcullisError('INVALID_STATE', `grant ${id} changed meanwhile (closing, expired or extended by another request); nothing was extended`);
+  failpoint('after-extend-intent');
 
   let ref: string;
   try {
