@@ -42,7 +42,7 @@ export async function run(): Promise<BenchRow[]> {
     // 1,000 live elements written directly (setup, not measured), then the adapter closes all in one call.
     const exp = expiresAt();
     const lines = Array.from({ length: BATCH }, (_, i) =>
-      `add element inet portcullis g4_0 { ${v4(i).replace('/32', '')} . 0.0.0.0/0 . 3389 timeout 3600s comment "portcullis grant=x-${i} exp=${exp}" }`);
+      `add element inet portcullis g4_0 { ${v4(i).replace('/32', '')} . 0.0.0.0/0 . tcp . 3389 timeout 3600s comment "portcullis grant=x-${i} exp=${exp}" }`);
     const setup = spawnSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: lines.join('\n') + '\n' });
     if (setup.status !== 0) throw new Error(`bench setup failed: ${setup.stderr.toString()}`);
     const listed = await fw.list();
