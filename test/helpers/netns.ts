@@ -10,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 /** Every namespace made here starts with this and carries the creating pid, so leftovers can be told apart. */
 export const NETNS_PREFIX = 'pcnft-';
 
-export const LAB_ADDR = { gw4: '10.77.0.1', client4: '10.77.0.2', gw6: 'fd00:77::1', client6: 'fd00:77::2', other4: '10.77.0.11', other6: 'fd00:77::11' } as const;
+export const LAB_ADDR = { gw4: '10.77.0.1', client4: '10.77.0.2', gw6: 'fd00:77::1', client6: 'fd00:77::2', other4: '10.77.0.11', other6: 'fd00:77::11', stranger4: '10.77.0.22', stranger6: 'fd00:77::22' } as const;
 
 /** Why namespace tests cannot run here, or undefined when they can. */
 export function netnsUnavailable(): string | undefined {
@@ -70,10 +70,11 @@ const net = require('node:net');
 const rl = require('node:readline').createInterface({ input: process.stdin });
 const dgram = require('node:dgram');
 rl.on('line', (line) => {
-  const { id, host, port, timeoutMs, proto } = JSON.parse(line);
+  const { id, host, port, timeoutMs, proto, from } = JSON.parse(line);
   if (proto === 'udp') {
     // No connection in UDP: admitted means the echo came back in time.
     const u = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    if (from) u.bind({ address: from });
     let done = false;
     const finish = (ok) => { if (done) return; done = true; clearTimeout(t); u.close(); console.log(JSON.stringify({ id, ok })); };
     const t = setTimeout(() => finish(false), timeoutMs);
@@ -82,7 +83,7 @@ rl.on('line', (line) => {
     u.send('probe', port, host);
     return;
   }
-  const s = net.connect({ host, port });
+  const s = net.connect({ host, port, ...(from ? { localAddress: from } : {}) });
   let done = false;
   const finish = (ok) => { if (done) return; done = true; s.destroy(); console.log(JSON.stringify({ id, ok })); };
   s.setTimeout(timeoutMs, () => finish(false));
@@ -97,6 +98,8 @@ export interface Lab {
   client: string;
   /** True when a TCP connect (or a UDP echo) from the client namespace to host:port completes within timeoutMs. */
   connect(host: string, port?: number, timeoutMs?: number, proto?: 'tcp' | 'udp'): Promise<boolean>;
+  /** The same, from another source address of the client namespace (`LAB_ADDR.stranger4`: a source no grant names). */
+  probe(host: string, opts: { port?: number; timeoutMs?: number; proto?: 'tcp' | 'udp'; from?: string }): Promise<boolean>;
   destroy(): Promise<void>;
 }
 
@@ -130,9 +133,13 @@ export async function createLab(ports: number[] = [3389], opts: { id?: string } 
       run(['ip', '-n', ns, '-6', 'addr', 'add', `${a6}/64`, 'dev', dev, 'nodad']);
       run(['ip', '-n', ns, 'link', 'set', dev, 'up']);
     }
+    // A second client address per family: a source no grant names.
+    run(['ip', '-n', client, 'addr', 'add', `${LAB_ADDR.stranger4}/24`, 'dev', 'v1']);
+    // Deprecated (preferred_lft 0), so the kernel never picks it as the default IPv6 source; a bind still can.
+    run(['ip', '-n', client, '-6', 'addr', 'add', `${LAB_ADDR.stranger6}/64`, 'dev', 'v1', 'nodad', 'preferred_lft', '0']);
     // A second address per family on the gateway: another machine behind the same gateway.
     run(['ip', '-n', gw, 'addr', 'add', `${LAB_ADDR.other4}/24`, 'dev', 'v0']);
-    run(['ip', '-n', gw, '-6', 'addr', 'add', `${LAB_ADDR.other6}/64`, 'dev', 'v0', 'nodad']);
+    run(['ip', '-n', gw, '-6', 'addr', 'add', `${LAB_ADDR.other6}/64`, 'dev', 'v0', 'nodad', 'preferred_lft', '0']);
     for (const port of ports) {
       const l = spawn('ip', ['netns', 'exec', gw, process.execPath, '-e', LISTENER, String(port)]);
       children.push(l);
@@ -151,21 +158,25 @@ export async function createLab(ports: number[] = [3389], opts: { id?: string } 
       });
     });
     let seq = 0;
-    return {
+    const lab: Lab = {
       gw,
       client,
       destroy,
       connect(host, port = 3389, timeoutMs = 700, proto = 'tcp') {
+        return lab.probe(host, { port, timeoutMs, proto });
+      },
+      probe(host, { port = 3389, timeoutMs = 700, proto = 'tcp', from }) {
         const n = seq++;
         return new Promise<boolean>((resolve) => {
           pending.set(n, (ok) => {
             pending.delete(n);
             resolve(ok);
           });
-          prober.stdin.write(JSON.stringify({ id: n, host, port, timeoutMs, proto }) + '\n');
+          prober.stdin.write(JSON.stringify({ id: n, host, port, timeoutMs, proto, from }) + '\n');
         });
       },
     };
+    return lab;
   } catch (e) {
     await destroy();
     throw e;
