@@ -42,7 +42,7 @@ export async function run(): Promise<BenchRow[]> {
 
     // The gate check on an intact table with no grants: one listing compared with the baseline.
     const checkEmpty: number[] = [];
-    for (let i = 0; i < 30; i++) checkEmpty.push(await time(() => fw.ensureGate([])));
+    for (let i = 0; i < 30; i++) checkEmpty.push(await time(() => fw.ensureGate(async () => [])));
 
     // 1,000 live elements written directly (setup, not measured), then the adapter closes all in one call.
     const exp = expiresAt();
@@ -61,13 +61,13 @@ export async function run(): Promise<BenchRow[]> {
     const live = listed.map((r) => ({ grantId: r.grantIds[0] as GrantId, targetId: 'bench', source: r.source, port: 3389, protocol: 'tcp' as const, expiresAt: exp }));
     const reads = fw.calls.read;
     const checkBusy: number[] = [];
-    for (let i = 0; i < 30; i++) checkBusy.push(await time(() => fw.ensureGate(live)));
+    for (let i = 0; i < 30; i++) checkBusy.push(await time(() => fw.ensureGate(async () => live)));
     const readsPerCheck = (fw.calls.read - reads) / 30;
     const restores: number[] = [];
     for (let i = 0; i < 5; i++) {
       spawnSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'portcullis']);
       restores.push(await time(async () => {
-        const r = await fw.ensureGate(live);
+        const r = await fw.ensureGate(async () => live);
         if (!r.restored || r.putBack !== BATCH) throw new Error(`restore put back ${r.putBack}`);
       }));
     }

@@ -2,7 +2,7 @@
 // against it are both derived from this description, so a new part (a counter on the drop rules, a
 // per-element counter) is added in one place and is then both installed and verified.
 import type { Protocol } from './port.ts';
-import { assertPort } from './nft-values.ts';
+import { assertPort, canonicalIp } from './nft-values.ts';
 
 export interface TableLayout {
   table: string;
@@ -217,8 +217,15 @@ const PROTO_NUMBERS: Record<number, string> = { 6: 'tcp', 17: 'udp' };
 function elementText(raw: unknown): string {
   const v = ((raw as Json | null)?.elem as Json | undefined)?.val ?? raw;
   const parts = Array.isArray((v as Json | null)?.concat) ? ((v as Json).concat as unknown[]) : [v];
-  // Only the port is last; a number before it is a protocol nft chose to print by number.
-  return parts.map((p, i) => (typeof p === 'number' && i < parts.length - 1 ? (PROTO_NUMBERS[p] ?? String(p)) : typeof p === 'string' || typeof p === 'number' ? String(p) : '?')).join(' . ');
+  // Only the port is last; a number before it is a protocol nft chose to print by number. Addresses
+  // are compared by value (nft lists ::102:304 as ::1.2.3.4).
+  return parts
+    .map((p, i) => {
+      if (typeof p === 'number') return i < parts.length - 1 ? (PROTO_NUMBERS[p] ?? String(p)) : String(p);
+      if (typeof p === 'string') return p.includes('.') || p.includes(':') ? (canonicalIp(p)?.address ?? p) : p;
+      return '?';
+    })
+    .join(' . ');
 }
 
 function same(a: readonly unknown[], b: readonly unknown[]): boolean {

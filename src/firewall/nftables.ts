@@ -88,7 +88,7 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
 
   /** Verifies the baseline and installs it if needed, with no live grants to put back (standalone use, tests). */
   async init(): Promise<void> {
-    await this.ensureGate([]);
+    await this.ensureGate(async () => []);
   }
 
   /**
@@ -96,7 +96,7 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
    * table is replaced in one transaction: the baseline, the grant elements still listed in intact sets,
    * and `live` grants whose elements are gone. Orphans stay for the reconciler, which audits them.
    */
-  ensureGate(live: RuleSpec[]): Promise<GateReport> {
+  ensureGate(live: () => Promise<RuleSpec[]>): Promise<GateReport> {
     return this.serial(async () => {
       let items: Json[] | undefined;
       try {
@@ -113,7 +113,10 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
       const now = this.now();
       const broken = new Set(missing.filter((m) => m.startsWith('set ')).map((m) => m.split(' ')[1]));
       const kept = items === undefined ? [] : tableElements(items, now).elements.filter((e) => !broken.has(e.set) && e.expiresAt !== null && e.expiresAt > now);
-      const back = this.placeBack(live, kept, now);
+      // Asked only now, inside the queue and after the listing: an intact gate costs no store read. A
+      // store that cannot answer does not keep the ports open: the drops come back, grants come back
+      // through reconcile once it answers.
+      const back = this.placeBack(await live().catch(() => []), kept, now);
       const script = (extra: NftElement[]) => () => installScript(this.baseline, [...kept, ...extra].map((e) => this.elementLine('add', e)));
       try {
         try {

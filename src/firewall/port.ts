@@ -59,10 +59,12 @@ export interface FirewallAdapter {
   /**
    * Backends that hold a baseline of their own (a drop rule that closes the ports when no grant
    * admits) verify it against what it must be and restore it at once when anything is missing or
-   * altered, putting back `live`: the rules of the grants the store says are active. Optional:
-   * a security group denies by default and has no baseline to lose.
+   * altered, putting back the rules of the grants the store says are active. `live` is asked only
+   * when a restore is needed, after the backend was read (as reconcile orders it), so an intact gate
+   * costs one read of the backend and none of the store. Optional: a security group denies by
+   * default and has no baseline to lose.
    */
-  ensureGate?(live: RuleSpec[]): Promise<GateReport>;
+  ensureGate?(live: () => Promise<RuleSpec[]>): Promise<GateReport>;
   /** Releases connections or timers; optional. */
   shutdown?(): Promise<void>;
 }

@@ -279,12 +279,42 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     nftIn(lab!.gw, ['delete', 'table', 'inet', 'portcullis']);
     assert.equal(await lab!.connect(LAB_ADDR.gw4), true, 'no table, no gate (what the sweep must repair)');
     await assert.rejects(fw.open(spec('g-rebuild', '192.0.2.30/32', 60_000)), (e: { code?: string }) => e.code === 'FIREWALL_UNAVAILABLE');
-    const report = await fw.ensureGate([live]);
+    const report = await fw.ensureGate(async () => [live]);
     assert.deepEqual(report, { restored: true, missing: ['table inet portcullis'], putBack: 1 });
     assert.deepEqual((await fw.list()).map((r) => [r.grantIds, r.expiresAt]), [[['g-live'], live.expiresAt]]);
     assert.equal(await lab!.connect(LAB_ADDR.gw4), true, 'the live grant admits again');
     await fw.open(spec('g-after', '192.0.2.30/32', 60_000));
-    assert.deepEqual(await fw.ensureGate([live]), { restored: false, missing: [], putBack: 0 });
+    assert.deepEqual(await fw.ensureGate(async () => [live]), { restored: false, missing: [], putBack: 0 });
+  });
+
+  it('an accept slipped into the gate chain, a changed hook or a retyped set is found and undone; an intact table is left alone', async (t) => {
+    if (!ready(t)) return;
+    const odd = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: lab!.gw }, {
+      targets: [{ id: 'lab', destinations: [LAB_ADDR.gw4, LAB_ADDR.gw6, '::102:304'], ports: [3389] }],
+    });
+    await odd.init();
+    assert.deepEqual(await odd.ensureGate(async () => []), { restored: false, missing: [], putBack: 0 }, 'nft\'s own spelling of an address is not a difference');
+    const live = { ...spec('g-keep', `${LAB_ADDR.client4}/32`, 60_000), targetId: 'lab' };
+    await odd.open(live);
+    const stranger = () => lab!.probe(LAB_ADDR.gw4, { from: LAB_ADDR.stranger4 });
+    for (const [what, script, part] of [
+      ['an accept rule', 'insert rule inet portcullis gate tcp dport 3389 accept\n', 'chain gate rules'],
+      ['a hook moved', 'delete chain inet portcullis input\nadd chain inet portcullis input { type filter hook input priority 100; policy accept; }\n', 'chain input'],
+    ] as const) {
+      nftIn(lab!.gw, ['-f', '-'], script);
+      const writes = odd.calls.write;
+      const r = await odd.ensureGate(async () => [live]);
+      assert.equal(r.restored, true, what);
+      assert.ok(r.missing.some((m) => m.startsWith(part)), `${what}: ${r.missing.join(', ')}`);
+      assert.equal(odd.calls.write - writes, 1, `${what}: one transaction`);
+      assert.equal(await stranger(), false, `${what}: closed again`);
+      assert.equal(await lab!.connect(LAB_ADDR.gw4), true, `${what}: the grant still admits`);
+    }
+    nftIn(lab!.gw, ['-f', '-'], 'flush chain inet portcullis gate\ndelete set inet portcullis g4_3\nadd set inet portcullis g4_3 { type ipv4_addr . inet_service; }\n');
+    const r = await odd.ensureGate(async () => [live]);
+    assert.ok(r.missing.includes('set g4_3 definition') && r.missing.includes('chain gate rules'), r.missing.join(', '));
+    assert.deepEqual((await odd.list()).map((x) => x.grantIds), [['g-keep']]);
+    assert.equal(await stranger(), false);
   });
 
   it('with a destination, guards only that address and refuses a source of the other family', async (t) => {
