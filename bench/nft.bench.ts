@@ -1,5 +1,6 @@
-// nftables adapter latency in a throwaway network namespace: open, close, and closing 1,000 elements
-// in one transaction. Needs root and nft; otherwise it says so and reports nothing.
+// nftables adapter latency in a throwaway network namespace: open, close, closing 1,000 elements in one
+// transaction, and the gate check every sweep runs (verify; restore after a flush). Needs root and nft;
+// otherwise it says so and reports nothing.
 import { spawnSync } from 'node:child_process';
 import { createNftablesAdapter } from '../src/firewall/nftables.ts';
 import type { GrantId } from '../src/domain/index.ts';
@@ -39,10 +40,14 @@ export async function run(): Promise<BenchRow[]> {
     const closes: number[] = [];
     for (const r of refs) closes.push(await time(() => fw.close([r])));
 
+    // The gate check on an intact table with no grants: one listing compared with the baseline.
+    const checkEmpty: number[] = [];
+    for (let i = 0; i < 30; i++) checkEmpty.push(await time(() => fw.ensureGate(async () => [])));
+
     // 1,000 live elements written directly (setup, not measured), then the adapter closes all in one call.
     const exp = expiresAt();
     const lines = Array.from({ length: BATCH }, (_, i) =>
-      `add element inet portcullis g4_0 { ${v4(i).replace('/32', '')} . 0.0.0.0/0 . 3389 timeout 3600s comment "portcullis grant=x-${i} exp=${exp}" }`);
+      `add element inet portcullis g4_0 { ${v4(i).replace('/32', '')} . 0.0.0.0/0 . tcp . 3389 timeout 3600s comment "portcullis grant=x-${i} exp=${exp}" }`);
     const setup = spawnSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: lines.join('\n') + '\n' });
     if (setup.status !== 0) throw new Error(`bench setup failed: ${setup.stderr.toString()}`);
     const listed = await fw.list();
@@ -51,15 +56,34 @@ export async function run(): Promise<BenchRow[]> {
     const busyRefs: string[] = [];
     for (let i = 0; i < 20; i++) openBusy.push(await time(async () => busyRefs.push(await fw.open(spec(BATCH + i)))));
     await fw.close(busyRefs);
+
+    // The gate check with 1,000 live grants (what every sweep pays), then a restore after `delete table`.
+    const live = listed.map((r) => ({ grantId: r.grantIds[0] as GrantId, targetId: 'bench', source: r.source, port: 3389, protocol: 'tcp' as const, expiresAt: exp }));
+    const reads = fw.calls.read;
+    const checkBusy: number[] = [];
+    for (let i = 0; i < 30; i++) checkBusy.push(await time(() => fw.ensureGate(async () => live)));
+    const readsPerCheck = (fw.calls.read - reads) / 30;
+    const restores: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      spawnSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'portcullis']);
+      restores.push(await time(async () => {
+        const r = await fw.ensureGate(async () => live);
+        if (!r.restored || r.putBack !== BATCH) throw new Error(`restore put back ${r.putBack}`);
+      }));
+    }
     const writes = fw.calls.write;
     const batchMs = await time(() => fw.close(listed.map((r) => r.ref)));
     const batchWrites = fw.calls.write - writes;
-    if ((await fw.list()).length !== 0) throw new Error('batch close left elements behind');
+    const left = await fw.list();
+    if (left.length !== 0) throw new Error(`batch close left ${left.length} elements behind, e.g. ${JSON.stringify(left[0])}`);
 
     const o = stats(opens);
     const c = stats(closes);
     const ob = stats(openBusy);
     const note = `netns, nft ${nftVersion()}, via ip netns exec`;
+    const ce = stats(checkEmpty);
+    const cb = stats(checkBusy);
+    const rs = stats(restores);
     return [
       { bench: 'nft', metric: 'open latency median', value: round(o.median), unit: 'ms', note: `${SAMPLES} opens, empty table; ${note}` },
       { bench: 'nft', metric: 'open latency p99', value: round(o.p99), unit: 'ms', note: 'list + create element' },
@@ -68,6 +92,9 @@ export async function run(): Promise<BenchRow[]> {
       { bench: 'nft', metric: 'close latency p99', value: round(c.p99), unit: 'ms', note: 'list + delete element' },
       { bench: 'nft', metric: `close ${BATCH} elements`, value: round(batchMs), unit: 'ms', note: 'one close() call' },
       { bench: 'nft', metric: `nft transactions for ${BATCH} closes`, value: batchWrites, unit: 'calls', note: 'one nft -f run = one kernel transaction' },
+      { bench: 'nft', metric: 'gate check (every sweep), no grants, median', value: round(ce.median), unit: 'ms', note: `one listing compared with the baseline; p99 ${round(ce.p99)} ms` },
+      { bench: 'nft', metric: `gate check (every sweep), ${BATCH} live grants, median`, value: round(cb.median), unit: 'ms', note: `p99 ${round(cb.p99)} ms; ${readsPerCheck} nft listing per check, no write` },
+      { bench: 'nft', metric: `gate restore after delete table, ${BATCH} grants put back, median`, value: round(rs.median), unit: 'ms', note: '5 runs; listing + one transaction (table, sets, chains, elements)' },
     ];
   } finally {
     spawnSync('ip', ['netns', 'del', ns]);

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type express from 'express';
 import { JsonlSink } from './audit/jsonl.ts';
 import { Broker } from './broker/broker.ts';
+import { GateKeeper } from './broker/gate.ts';
 import { parseDuration } from './config/duration.ts';
 import type { Config, FirewallConfig, TargetConfig } from './config/schema.ts';
 import { PortcullisError } from './errors.ts';
@@ -42,6 +43,8 @@ export interface Portcullis {
   reaper: Reaper;
   policy: CedarPolicyEngine;
   firewalls: Map<string, FirewallAdapter>;
+  /** Verifies and restores the backends' baselines (the reaper runs it every sweep). */
+  gate: GateKeeper;
   metrics: Metrics;
   http: express.Express;
   /** Recovers and arms the reaper, then listens on server.listen (port 0 picks a free one). */
@@ -108,11 +111,20 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         auditReaderGroups: config.audit.readerGroups,
       },
     });
+    const gate = new GateKeeper({
+      store,
+      firewalls,
+      log,
+      now: opts.clock,
+      onRestored: (backend) => metrics.gateRestored.inc({ backend }),
+      onChecked: (backend, ok) => metrics.gateUp.set({ backend }, ok ? 1 : 0),
+    });
     const reaper = new Reaper(broker, {
       sweep: config.reaper.sweep,
       log,
       clock: opts.clock,
       onLag: (ms) => metrics.expiryLagSeconds.observe(ms / 1000),
+      gate: () => gate.sweep(),
     });
 
     // The verifier needs the issuer, which for the embedded IdP is known only once we listen.
@@ -146,7 +158,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       cliClientId: config.oidc.clients.cli?.id,
       maxDurationMinutes: parseDuration(config.grants.maxDuration)! / 60,
       cliConfig: () => (webSettings ? { issuer: webSettings.oidc.issuer, clientId: webSettings.oidc.clients.cli?.id ?? null, scopes: [...new Set([...config.oidc.scopes, 'offline_access'])] } : undefined),
-      ready: async () => ({ policy: { ok: true, detail: `${policy.describe().length} policies (generation ${policy.generation})` } }),
+      ready: async () => ({ policy: { ok: true, detail: `${policy.describe().length} policies (generation ${policy.generation})` }, gate: gate.readiness() }),
     });
 
     let server: Server | undefined;
@@ -157,6 +169,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       reaper,
       policy,
       firewalls,
+      gate,
       metrics,
       http,
       async start() {

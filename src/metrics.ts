@@ -9,6 +9,8 @@ export class Metrics {
   readonly auditEvents = new Counter({ name: 'portcullis_audit_events_total', help: 'Audit events written, by type', labelNames: ['type'], registers: [this.registry] });
   readonly authFailures = new Counter({ name: 'portcullis_auth_failures_total', help: 'Refused credentials, by code', labelNames: ['code'], registers: [this.registry] });
   readonly auditSinkFailures = new Counter({ name: 'portcullis_audit_sink_failures_total', help: 'Audit listener or JSONL sink writes that failed (the store has the events; the sink catches up)', registers: [this.registry] });
+  readonly gateRestored = new Counter({ name: 'portcullis_gate_restored_total', help: 'Firewall baselines found missing or altered and restored, by backend', labelNames: ['backend'], registers: [this.registry] });
+  readonly gateUp = new Gauge({ name: 'portcullis_gate_up', help: '1 while the backend\'s baseline was in place at the last check, else 0', labelNames: ['backend'], registers: [this.registry] });
   readonly grantsByState: Gauge;
 
   constructor(stateCounts: () => Promise<Record<string, number>>) {

@@ -1,6 +1,7 @@
 // The one typed configuration of Portcullis: every key, its default and its checks live here.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseAddress } from '../net/cidr.ts';
 import { parseDuration } from './duration.ts';
 
 const duration = (what: string) =>
@@ -25,6 +26,12 @@ const cidr = z.string().refine((s) => {
   return /^\d+$/.test(len) && n >= 0 && n <= (fam === 4 ? 32 : 128);
 }, 'must be an IP address or CIDR');
 
+/** IPv4-mapped IPv6 is refused: an IPv4 packet never matches it, so it would guard nothing. */
+const destinationAddress = z.string().refine((s) => {
+  const a = parseAddress(s);
+  return a !== undefined && !(a.family === 6 && a.value >> 32n === 0xffffn);
+}, 'must be an IP address');
+
 const awsSecurityGroup = z.strictObject({
   kind: z.literal('aws-security-group'),
   region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as eu-west-1'),
@@ -36,8 +43,6 @@ const nftables = z.strictObject({
   kind: z.literal('nftables'),
   table: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,30}$/, 'must be an nft table name').default('portcullis'),
   netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a network namespace name').optional(),
-  /** Destination address of the protected host behind the gateway; omitted = any destination on the port. */
-  destination: z.string().refine((s) => isIP(s) !== 0, 'must be an IP address').optional(),
 });
 
 const simulated = z.strictObject({ kind: z.literal('simulated') });
@@ -50,6 +55,13 @@ const target = z.strictObject({
   description: z.string().max(200).optional(),
   connect: z.string().max(255).optional(),
   ports: z.array(port).min(1).default([3389]),
+  /**
+   * Address(es) a grant admits to (nftables matches them; one machine reached on several addresses is
+   * one target with several). Default: the host of `connect` when it is an IP literal; else any.
+   */
+  destination: z.union([destinationAddress, z.array(destinationAddress).min(1).max(16)]).optional(),
+  /** Protocols a grant admits on its port. Default [tcp, udp] when the ports include 3389 (RDP uses both), else [tcp]. */
+  protocols: z.array(z.enum(['tcp', 'udp'])).min(1).optional(),
   tags: z.record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]{0,62}$/), z.string().max(200)).default({}),
   firewall: firewallSchema,
 });
@@ -151,6 +163,7 @@ export const configSchema = z
       if (seen.has(t.id)) ctx.addIssue({ code: 'custom', path: ['targets', i, 'id'], message: `duplicate target id "${t.id}"` });
       seen.add(t.id);
     });
+    for (const issue of sharedGates(c.targets)) ctx.addIssue({ code: 'custom', ...issue });
     const min = parseDuration(c.grants.minDuration);
     const max = parseDuration(c.grants.maxDuration);
     if (min !== undefined && max !== undefined && min > max) {
@@ -200,6 +213,64 @@ export const configSchema = z
 export type Config = z.output<typeof configSchema>;
 export type TargetConfig = Config['targets'][number];
 export type FirewallConfig = z.output<typeof firewallSchema>;
+
+/** The addresses a target's grants admit to: `destination`, else the IP literal of `connect`; empty = any. */
+export function targetDestinations(t: Pick<TargetConfig, 'destination' | 'connect'>): string[] {
+  const raw = t.destination ?? connectAddress(t.connect);
+  const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+  return [...new Set(list.map((d) => parseAddress(d)?.text ?? d))];
+}
+
+/** The protocols a target's grants admit on (see `protocols`). */
+export function targetProtocols(t: Pick<TargetConfig, 'protocols' | 'ports'>): ('tcp' | 'udp')[] {
+  return t.protocols ?? (t.ports.includes(3389) ? ['tcp', 'udp'] : ['tcp']);
+}
+
+function connectAddress(connect: string | undefined): string | undefined {
+  if (connect === undefined) return undefined;
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(connect) ?? /^([^:]+)(?::\d+)?$/.exec(connect);
+  const host = m?.[1] ?? connect;
+  return isIP(host) !== 0 ? host : undefined;
+}
+
+/**
+ * One grant admits to one target: two targets behind one security group, or on one nft table and
+ * namespace without distinct destinations, would each admit to the other. Both are refused, by name.
+ */
+function sharedGates(targets: readonly TargetConfig[]): { path: (string | number)[]; message: string }[] {
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  const groups = new Map<string, number>();
+  const tables = new Map<string, number[]>();
+  targets.forEach((t, i) => {
+    const f = t.firewall;
+    if (f.kind === 'aws-security-group') {
+      const key = `${f.region}/${f.securityGroupId}`;
+      const j = groups.get(key);
+      if (j === undefined) groups.set(key, i);
+      else issues.push({ path: ['targets', i, 'firewall', 'securityGroupId'], message: `targets "${targets[j]!.id}" and "${t.id}" share security group ${key}: a grant on either would admit to both; give each target its own security group` });
+    }
+    if (f.kind === 'nftables') {
+      const key = `${f.netns ?? ''}/${f.table}`;
+      tables.set(key, [...(tables.get(key) ?? []), i]);
+    }
+  });
+  for (const members of tables.values()) {
+    for (let a = 0; a < members.length; a++) {
+      for (let b = a + 1; b < members.length; b++) {
+        const [ta, tb] = [targets[members[a]!]!, targets[members[b]!]!];
+        const f = tb.firewall as { table: string; netns?: string | undefined };
+        const where = `nft table ${f.table}${f.netns === undefined ? '' : ` in netns ${f.netns}`}`;
+        const [da, db] = [targetDestinations(ta), targetDestinations(tb)];
+        const shared = da.filter((d) => db.includes(d));
+        if (da.length === 0 || db.length === 0 || shared.length > 0) {
+          const why = shared.length > 0 ? `both name destination ${shared.join(', ')}` : `"${(da.length === 0 ? ta : tb).id}" has no destination (set destination, or connect to an IP address)`;
+          issues.push({ path: ['targets', members[b]!, 'destination'], message: `targets "${ta.id}" and "${tb.id}" share ${where} and ${why}: a grant on either would admit to both` });
+        }
+      }
+    }
+  }
+  return issues;
+}
 
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);

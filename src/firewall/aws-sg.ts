@@ -1,4 +1,4 @@
-// AWS security-group adapter: one tagged ingress rule per grant, revokes batched per group, managed-rule listing, exposure scan.
+// AWS security-group adapter: one tagged ingress rule per grant and declared protocol, revokes batched per group, managed-rule listing, exposure scan.
 import {
   AuthorizeSecurityGroupIngressCommand,
   CreateTagsCommand,
@@ -14,7 +14,7 @@ import { PortcullisError } from '../errors.ts';
 import { isWorld, parseSource, sameSource } from './aws-cidr.ts';
 import { NOT_FOUND_CODES, toPortcullisError } from './aws-errors.ts';
 import { DEFAULT_RETRY, errorCode, withRetry, type RetryOptions } from './aws-retry.ts';
-import type { Exposure, ExposureScanner, FirewallAdapter, FirewallHealth, ManagedRule, RuleSpec } from './port.ts';
+import type { Exposure, ExposureScanner, FirewallAdapter, FirewallHealth, ManagedRule, Protocol, RuleSpec } from './port.ts';
 
 export type AwsFirewallConfig = Extract<FirewallConfig, { kind: 'aws-security-group' }>;
 
@@ -26,6 +26,8 @@ export const TAG_EXPIRES = 'portcullis:expires';
 export const TAG_SHARED_PREFIX = 'portcullis:grant:';
 
 export interface AwsAdapterOptions {
+  /** Protocols a grant admits on its port, one ingress rule each (the target's `protocols`). Default [tcp]. */
+  protocols?: Protocol[];
   /** A ready client; by default one is built for the config's region and endpoint with the SDK's default credential chain. */
   client?: EC2Client;
   retry?: Partial<RetryOptions>;
@@ -40,22 +42,27 @@ export interface AwsAdapterOptions {
 
 interface ParsedRef {
   groupId: string;
+  /** The first rule (the grant's TCP rule). */
   ruleId: string;
+  /** Every rule of the grant, one per protocol. */
+  ruleIds: string[];
 }
 
-const REF = /^(sg-[0-9a-f]+)\/(sgr-[0-9a-f]+)$/;
+const REF = /^(sg-[0-9a-f]+)\/(sgr-[0-9a-f]+(?:\+sgr-[0-9a-f]+){0,3})$/;
 // EC2's documented character set for rule descriptions; anything else is replaced.
 const DESCRIPTION_CHAR = /[^a-zA-Z0-9. _\-:/()#,@[\]+=&;{}!$*]/g;
 const MAX_GRANT_ID = 128 - TAG_SHARED_PREFIX.length;
 
-/** `sg-…/sgr-…`: the rule id plus its group, because a revoke names both. */
-export function ruleRef(groupId: string, ruleId: string): string {
-  return `${groupId}/${ruleId}`;
+/** `sg-…/sgr-…[+sgr-…]`: the grant's rule ids (one per protocol) plus their group, because a revoke names both. */
+export function ruleRef(groupId: string, ...ruleIds: string[]): string {
+  return `${groupId}/${ruleIds.join('+')}`;
 }
 
 export function parseRuleRef(ref: string): ParsedRef | undefined {
   const m = REF.exec(ref);
-  return m ? { groupId: m[1]!, ruleId: m[2]! } : undefined;
+  if (!m) return undefined;
+  const ruleIds = m[2]!.split('+');
+  return { groupId: m[1]!, ruleId: ruleIds[0]!, ruleIds };
 }
 
 export class AwsSecurityGroupAdapter implements FirewallAdapter, ExposureScanner {
@@ -69,8 +76,13 @@ export class AwsSecurityGroupAdapter implements FirewallAdapter, ExposureScanner
   private readonly retry: RetryOptions;
   private readonly pageSize: number;
   private readonly batchSize: number;
+  private readonly protocols: Protocol[];
 
   constructor(cfg: AwsFirewallConfig, opts: AwsAdapterOptions = {}) {
+    this.protocols = [...new Set(opts.protocols ?? ['tcp'])].sort() as Protocol[];
+    if (this.protocols.length === 0 || this.protocols.some((p) => p !== 'tcp' && p !== 'udp')) {
+      throw new PortcullisError('CONFIG_INVALID', 'aws: protocols must be tcp and/or udp', { field: 'protocols' });
+    }
     this.region = cfg.region;
     this.groupId = cfg.securityGroupId;
     this.scope = `aws:${cfg.region}/${cfg.securityGroupId}`;
@@ -89,52 +101,65 @@ export class AwsSecurityGroupAdapter implements FirewallAdapter, ExposureScanner
       });
   }
 
+  /**
+   * One rule per declared protocol, all in one call (EC2 adds all or none). A Duplicate means some rule
+   * is already there (a retry, or another grant of the same source): then each protocol on its own.
+   */
   async open(rule: RuleSpec): Promise<string> {
     const source = this.checkSpec(rule);
     const expires = new Date(rule.expiresAt).toISOString();
-    // The first try is the common case and costs one call; a Duplicate means the rule is already there.
+    try {
+      return ruleRef(this.groupId, ...(await this.authorize(rule, source, this.protocols, expires)));
+    } catch (e) {
+      if (errorCode(e) !== 'InvalidPermission.Duplicate') throw this.fail(e, 'AuthorizeSecurityGroupIngress');
+    }
+    const ids: string[] = [];
+    for (const protocol of this.protocols) ids.push(await this.openOne(rule, source, protocol, expires));
+    return ruleRef(this.groupId, ...ids);
+  }
+
+  private async openOne(rule: RuleSpec, source: NonNullable<ReturnType<typeof parseSource>>, protocol: Protocol, expires: string): Promise<string> {
     for (let round = 0; round < 3; round++) {
       try {
-        const out = await this.call(() =>
-          this.client.send(
-            new AuthorizeSecurityGroupIngressCommand({
-              GroupId: this.groupId,
-              IpPermissions: [
-                {
-                  IpProtocol: 'tcp',
-                  FromPort: rule.port,
-                  ToPort: rule.port,
-                  ...(source.family === 4
-                    ? { IpRanges: [{ CidrIp: source.cidr, Description: describe(rule.grantId, expires) }] }
-                    : { Ipv6Ranges: [{ CidrIpv6: source.cidr, Description: describe(rule.grantId, expires) }] }),
-                },
-              ],
-              TagSpecifications: [
-                {
-                  ResourceType: 'security-group-rule',
-                  Tags: [
-                    { Key: TAG_MANAGED, Value: 'true' },
-                    { Key: TAG_GRANT, Value: rule.grantId },
-                    { Key: TAG_EXPIRES, Value: expires },
-                  ],
-                },
-              ],
-            }),
-          ),
-        );
-        const id = out.SecurityGroupRules?.[0]?.SecurityGroupRuleId;
-        if (!id) throw new PortcullisError('FIREWALL_ERROR', `EC2 accepted the rule on ${this.scope} but returned no rule id`);
-        return ruleRef(this.groupId, id);
+        return (await this.authorize(rule, source, [protocol], expires))[0]!;
       } catch (e) {
         if (errorCode(e) !== 'InvalidPermission.Duplicate') throw this.fail(e, 'AuthorizeSecurityGroupIngress');
       }
-      const existing = await this.findMatching(source.cidr, rule.port);
+      const existing = await this.findMatching(source.cidr, rule.port, protocol);
       // Revoked between our Duplicate and our look-up: try to add it again.
       if (!existing) continue;
       await this.joinExisting(existing, rule, expires);
-      return ruleRef(this.groupId, existing.SecurityGroupRuleId!);
+      return existing.SecurityGroupRuleId!;
     }
     throw new PortcullisError('FIREWALL_ERROR', `EC2 kept reporting a duplicate rule on ${this.scope} that could not be found`);
+  }
+
+  /** One AuthorizeSecurityGroupIngress, tags on the call itself; the new rule ids in protocol order. */
+  private async authorize(rule: RuleSpec, source: NonNullable<ReturnType<typeof parseSource>>, protocols: Protocol[], expires: string): Promise<string[]> {
+    const range = source.family === 4
+      ? { IpRanges: [{ CidrIp: source.cidr, Description: describe(rule.grantId, expires) }] }
+      : { Ipv6Ranges: [{ CidrIpv6: source.cidr, Description: describe(rule.grantId, expires) }] };
+    const out = await this.call(() =>
+      this.client.send(
+        new AuthorizeSecurityGroupIngressCommand({
+          GroupId: this.groupId,
+          IpPermissions: protocols.map((p) => ({ IpProtocol: p, FromPort: rule.port, ToPort: rule.port, ...range })),
+          TagSpecifications: [
+            {
+              ResourceType: 'security-group-rule',
+              Tags: [
+                { Key: TAG_MANAGED, Value: 'true' },
+                { Key: TAG_GRANT, Value: rule.grantId },
+                { Key: TAG_EXPIRES, Value: expires },
+              ],
+            },
+          ],
+        }),
+      ),
+    );
+    const ids = protocols.map((p) => out.SecurityGroupRules?.find((r) => r.IpProtocol === p)?.SecurityGroupRuleId);
+    if (ids.some((id) => !id)) throw new PortcullisError('FIREWALL_ERROR', `EC2 accepted the rule on ${this.scope} but returned no rule id`);
+    return ids as string[];
   }
 
   async close(refs: string[]): Promise<void> {
@@ -144,7 +169,7 @@ export class AwsSecurityGroupAdapter implements FirewallAdapter, ExposureScanner
       return p;
     });
     const byGroup = new Map<string, Set<string>>();
-    for (const p of parsed) byGroup.set(p.groupId, (byGroup.get(p.groupId) ?? new Set()).add(p.ruleId));
+    for (const p of parsed) for (const id of p.ruleIds) byGroup.set(p.groupId, (byGroup.get(p.groupId) ?? new Set()).add(id));
     const failures: { groupId: string; ruleIds: string[]; error: PortcullisError }[] = [];
     for (const [groupId, ids] of byGroup) {
       const all = [...ids];
@@ -173,7 +198,7 @@ export class AwsSecurityGroupAdapter implements FirewallAdapter, ExposureScanner
       { Name: 'group-id', Values: [this.groupId] },
       { Name: `tag:${TAG_MANAGED}`, Values: ['true'] },
     ]);
-    return rules.filter((r) => !r.IsEgress && r.SecurityGroupRuleId).map((r) => toManaged(this.groupId, r));
+    return groupByGrant(this.groupId, rules.filter((r) => !r.IsEgress && r.SecurityGroupRuleId));
   }
 
   async check(): Promise<FirewallHealth> {
@@ -229,7 +254,7 @@ export class AwsSecurityGroupAdapter implements FirewallAdapter, ExposureScanner
 
   /** Refuses what no AWS rule of ours may be: not TCP, a bad port, a malformed or world-wide source. */
   private checkSpec(rule: RuleSpec) {
-    if (rule.protocol !== 'tcp') throw new PortcullisError('INVALID_REQUEST', `only tcp rules are supported, not ${String(rule.protocol)}`);
+    if (rule.protocol !== 'tcp' && rule.protocol !== 'udp') throw new PortcullisError('INVALID_REQUEST', `only tcp and udp rules are supported, not ${String(rule.protocol)}`);
     if (!Number.isInteger(rule.port) || rule.port < 1 || rule.port > 65_535) {
       throw new PortcullisError('INVALID_PORT', `port ${rule.port} is not between 1 and 65535`, { field: 'port' });
     }
@@ -245,11 +270,11 @@ export class AwsSecurityGroupAdapter implements FirewallAdapter, ExposureScanner
   }
 
   /** The ingress rule EC2 called a duplicate: same protocol, port and source in this group. */
-  private async findMatching(cidr: string, port: number): Promise<SecurityGroupRule | undefined> {
+  private async findMatching(cidr: string, port: number, protocol: Protocol): Promise<SecurityGroupRule | undefined> {
     const want = parseSource(cidr)!;
     const rules = await this.describeRules([{ Name: 'group-id', Values: [this.groupId] }]);
     return rules.find((r) => {
-      if (r.IsEgress || r.IpProtocol !== 'tcp' || r.FromPort !== port || r.ToPort !== port) return false;
+      if (r.IsEgress || r.IpProtocol !== protocol || r.FromPort !== port || r.ToPort !== port) return false;
       const have = parseSource(r.CidrIpv4 ?? r.CidrIpv6 ?? '');
       return have !== undefined && sameSource(have, want);
     });
@@ -333,6 +358,25 @@ function describe(grantId: string, expires: string): string {
 
 function tagOf(r: SecurityGroupRule, key: string): string | undefined {
   return r.Tags?.find((t) => t.Key === key)?.Value;
+}
+
+/**
+ * A grant's rules (one per protocol, the same grant tags, source and port) as one managed rule whose ref
+ * names them all, so reconcile adopts, keeps or removes them together.
+ */
+function groupByGrant(groupId: string, rules: SecurityGroupRule[]): ManagedRule[] {
+  const groups = new Map<string, SecurityGroupRule[]>();
+  for (const r of rules) {
+    const m = toManaged(groupId, r);
+    const key = m.grantIds.length === 0 ? `rule:${r.SecurityGroupRuleId}` : `${[...m.grantIds].sort().join(',')}|${m.source}|${m.port}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()].map((rs) => {
+    rs.sort((a, b) => (a.IpProtocol ?? '').localeCompare(b.IpProtocol ?? ''));
+    const managed = rs.map((r) => toManaged(groupId, r));
+    const expiries = managed.map((m) => m.expiresAt).filter((x): x is number => x !== null);
+    return { ...managed[0]!, ref: ruleRef(groupId, ...rs.map((r) => r.SecurityGroupRuleId!)), expiresAt: expiries.length ? Math.max(...expiries) : null };
+  });
 }
 
 function toManaged(groupId: string, r: SecurityGroupRule): ManagedRule {

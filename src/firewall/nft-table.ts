@@ -1,8 +1,8 @@
-// The shape of Portcullis's own nft table: set names, the baseline script, element keys and refs,
-// and reading `nft -j list table` back into elements.
+// The grant elements of Portcullis's own nft table: element keys and refs, and reading
+// `nft -j list table` back into elements. (The table's baseline is described in nft-baseline.ts.)
 import { PortcullisError } from '../errors.ts';
+import { GRANT_SET } from './nft-baseline.ts';
 import {
-  assertPort,
   canonicalIp,
   cidrText,
   parseCidr,
@@ -11,63 +11,7 @@ import {
   toBigInt,
 } from './nft-values.ts';
 
-export interface TableLayout {
-  table: string;
-  /** Grant sets per family. Two live grants with the same key (same source, port) need two sets. */
-  slots: number;
-  /** Set-level default timeout: a backstop so even a hand-added element without one cannot live forever. */
-  backstopSeconds: number;
-}
-
-export const grantSet = (family: 4 | 6, slot: number) => `g${family}_${slot}`;
-const GRANT_SET = /^g([46])_(\d{1,2})$/;
-
-/**
- * One transaction that creates what is missing and rewrites the gate chain to exactly the rules below.
- * Re-running it is harmless: `add` of an existing table, set or chain is a no-op, and the flush and
- * re-add happen atomically inside the batch, so no packet ever sees a half-built chain.
- */
-export function baselineScript(l: TableLayout, guard: { ports: number[]; destination?: string | undefined }): string {
-  const t = `inet ${l.table}`;
-  const out: string[] = [`add table ${t}`];
-  for (const fam of [4, 6] as const) {
-    const ip = fam === 4 ? 'ip' : 'ip6';
-    for (let s = 0; s < l.slots; s++) {
-      out.push(
-        `add set ${t} ${grantSet(fam, s)} { typeof ${ip} saddr . ${ip} daddr . tcp dport; flags interval,timeout; timeout ${l.backstopSeconds}s; }`,
-      );
-    }
-  }
-  // Guarded ports: any destination (`ports`) or one destination per family (`guarded4`, `guarded6`).
-  out.push(`add set ${t} ports { type inet_service; }`);
-  out.push(`add set ${t} guarded4 { type ipv4_addr . inet_service; }`);
-  out.push(`add set ${t} guarded6 { type ipv6_addr . inet_service; }`);
-  out.push(`add chain ${t} gate`);
-  // Priority -10: before the usual filter chains, though order does not matter for safety —
-  // a drop here is final whatever other tables accept.
-  out.push(`add chain ${t} input { type filter hook input priority -10; policy accept; }`);
-  out.push(`add chain ${t} forward { type filter hook forward priority -10; policy accept; }`);
-  out.push(`flush chain ${t} input`, `flush chain ${t} forward`, `flush chain ${t} gate`);
-  out.push(`add rule ${t} input jump gate`, `add rule ${t} forward jump gate`);
-  for (const fam of [4, 6] as const) {
-    const ip = fam === 4 ? 'ip' : 'ip6';
-    for (let s = 0; s < l.slots; s++) out.push(`add rule ${t} gate ${ip} saddr . ${ip} daddr . tcp dport @${grantSet(fam, s)} accept`);
-  }
-  out.push(`add rule ${t} gate tcp dport @ports drop`);
-  out.push(`add rule ${t} gate ip daddr . tcp dport @guarded4 drop`);
-  out.push(`add rule ${t} gate ip6 daddr . tcp dport @guarded6 drop`);
-  for (const p of guard.ports) assertPort(p);
-  if (guard.ports.length > 0) {
-    if (guard.destination === undefined) {
-      out.push(`add element ${t} ports { ${guard.ports.join(', ')} }`);
-    } else {
-      const d = canonicalIp(guard.destination);
-      if (d === undefined) throw new PortcullisError('CONFIG_INVALID', 'nftables: destination is not an IP address', { field: 'destination' });
-      out.push(`add element ${t} guarded${d.family} { ${guard.ports.map((p) => `${d.address} . ${p}`).join(', ')} }`);
-    }
-  }
-  return out.join('\n') + '\n';
-}
+export { grantSet, type TableLayout } from './nft-baseline.ts';
 
 /** One element of a grant set, its key as nft text (CIDR or `a-b` range) so it can be deleted exactly. */
 export interface NftElement {
@@ -75,6 +19,8 @@ export interface NftElement {
   family: 4 | 6;
   saddr: string;
   daddr: string;
+  /** `tcp`, `udp` (as nft lists the protocol). */
+  proto: string;
   dport: string;
   grantId: string | undefined;
   /** Epoch ms from the comment; else from the kernel's `expires`; null when the element never expires. */
@@ -82,10 +28,15 @@ export interface NftElement {
   comment: string | undefined;
 }
 
-export const elementKey = (e: Pick<NftElement, 'saddr' | 'daddr' | 'dport'>) => `${e.saddr} . ${e.daddr} . ${e.dport}`;
+export const elementKey = (e: Pick<NftElement, 'saddr' | 'daddr' | 'proto' | 'dport'>) => `${e.saddr} . ${e.daddr} . ${e.proto} . ${e.dport}`;
 
-/** The ref handed to the core: set, exact key and grant, so close() never removes another grant's element. */
-export function elementRef(e: NftElement): string {
+/**
+ * The ref handed to the core: set, source, (first) destination, port and grant. A grant holds one
+ * element per destination and protocol, all in one set; close() removes the grant's elements of that
+ * set, source and port, so it never removes another grant's. Without a grant id (an orphan nobody's
+ * comment explains) the destination is part of the match.
+ */
+export function elementRef(e: Pick<NftElement, 'set' | 'saddr' | 'daddr' | 'dport' | 'grantId'>): string {
   return [e.set, e.saddr, e.daddr, e.dport, e.grantId ?? ''].join(',');
 }
 
@@ -121,10 +72,18 @@ type Json = Record<string, unknown>;
 
 /** Reads the grant-set elements out of `nft -j list table inet T`. */
 export function parseTableListing(stdout: string, now: number): { sets: Set<string>; elements: NftElement[] } {
-  const doc = JSON.parse(stdout) as { nftables?: Json[] };
+  return tableElements(listingItems(stdout), now);
+}
+
+/** The items of an `nft -j list` document. */
+export function listingItems(stdout: string): Json[] {
+  return (JSON.parse(stdout) as { nftables?: Json[] }).nftables ?? [];
+}
+
+export function tableElements(items: Json[], now: number): { sets: Set<string>; elements: NftElement[] } {
   const sets = new Set<string>();
   const elements: NftElement[] = [];
-  for (const item of doc.nftables ?? []) {
+  for (const item of items) {
     const set = item.set as Json | undefined;
     if (!set || typeof set.name !== 'string') continue;
     sets.add(set.name);
@@ -135,15 +94,16 @@ export function parseTableListing(stdout: string, now: number): { sets: Set<stri
       const wrapped = (raw as Json | null)?.elem as Json | undefined;
       const body = wrapped ?? { val: raw };
       const concat = (body.val as Json | undefined)?.concat as unknown[] | undefined;
-      if (!Array.isArray(concat) || concat.length !== 3) continue;
+      if (!Array.isArray(concat) || concat.length !== 4) continue;
       const saddr = addrKey(concat[0], family);
       const daddr = addrKey(concat[1], family);
-      const dport = portKey(concat[2]);
-      if (saddr === undefined || daddr === undefined || dport === undefined) continue;
+      const proto = protoKey(concat[2]);
+      const dport = portKey(concat[3]);
+      if (saddr === undefined || daddr === undefined || proto === undefined || dport === undefined) continue;
       const comment = typeof body.comment === 'string' ? body.comment : undefined;
       const named = parseGrantComment(comment);
       const expires = typeof body.expires === 'number' ? now + body.expires * 1000 : null;
-      elements.push({ set: set.name, family, saddr, daddr, dport, grantId: named?.grantId, expiresAt: named?.expiresAt ?? expires, comment });
+      elements.push({ set: set.name, family, saddr, daddr, proto, dport, grantId: named?.grantId, expiresAt: named?.expiresAt ?? expires, comment });
     }
   }
   return { sets, elements };
@@ -170,6 +130,12 @@ function addrKey(v: unknown, family: 4 | 6): string | undefined {
     return p === undefined ? `${a.address}-${b.address}` : `${a.address}/${p}`;
   }
   return undefined;
+}
+
+function protoKey(v: unknown): string | undefined {
+  if (v === 6 || v === 'tcp') return 'tcp';
+  if (v === 17 || v === 'udp') return 'udp';
+  return typeof v === 'string' && /^[a-z0-9-]{1,16}$/.test(v) ? v : undefined;
 }
 
 function portKey(v: unknown): string | undefined {

@@ -1,18 +1,33 @@
-// The nftables adapter: one element per grant in a table Portcullis owns, with a kernel timeout and a
-// comment naming the grant, so the kernel closes access at expiry even when the broker is down.
+// The nftables adapter: one table per namespace that Portcullis owns, guarding one or more targets.
+// Each grant is one element per destination and protocol, with a kernel timeout and a comment naming
+// the grant, so the kernel closes access at expiry even when the broker is down. The table's baseline
+// is verified against its description and restored, and nothing opens while it is not in place.
 import { PortcullisError } from '../errors.ts';
 import type { FirewallConfig } from '../config/schema.ts';
-import type { Exposure, ExposureScanner, FirewallAdapter, FirewallHealth, ManagedRule, RuleSpec } from './port.ts';
+import type { Exposure, ExposureScanner, FirewallAdapter, FirewallHealth, GateReport, ManagedRule, Protocol, RuleSpec } from './port.ts';
 import { createNftRunner, nftFailure, type NftRunner } from './nft-exec.ts';
-import { assertGrantId, assertNetns, assertPort, assertTable, canonicalIp, cidrText, grantComment, parseCidr } from './nft-values.ts';
-import { baselineScript, elementKey, elementRef, grantSet, parseRef, parseTableListing, type NftElement, type TableLayout } from './nft-table.ts';
+import { assertGrantId, assertNetns, assertPort, assertTable, canonicalIp, cidrText, grantComment, parseCidr, parseGrantComment, type Cidr } from './nft-values.ts';
+import { compareBaseline, describeBaseline, grantSet, installScript, type Baseline, type NftTarget, type TableLayout } from './nft-baseline.ts';
+import { elementKey, elementRef, listingItems, parseRef, tableElements, type NftElement } from './nft-table.ts';
 import { scanRuleset } from './nft-exposure.ts';
 
 export type NftablesConfig = FirewallConfig & { kind: 'nftables' };
 
+/** A target as the registry hands it over: destinations as text, checked here. */
+export interface NftTargetInput {
+  id: string;
+  destinations?: string[];
+  ports: number[];
+  protocols?: Protocol[];
+}
+
 export interface NftablesOptions {
-  /** Ports this target guards: dropped unless a grant element admits the source. Default [3389]. */
+  /** The targets this table guards. Without it, one target guarding `ports` on `destinations` (or any). */
+  targets?: NftTargetInput[];
+  /** Ports guarded when no `targets` are given. Default [3389]. */
   ports?: number[];
+  destinations?: string[];
+  protocols?: Protocol[];
   /** Grant sets per family; bounds how many live grants may share one source and port. Default 4. */
   slots?: number;
   /** Default timeout of the grant sets, a backstop for elements written without one. Default 8 h. */
@@ -26,47 +41,99 @@ export interface NftablesOptions {
 }
 
 const RETRIES = 3;
+const ANY = { 4: '0.0.0.0/0', 6: '::/0' } as const;
+type Json = Record<string, unknown>;
 
 export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
   readonly kind = 'nftables';
   readonly simulated = false;
   readonly scope: string;
-  /** Counts nft invocations that change the ruleset, so tests can prove "one transaction". */
+  /** Counts nft invocations, so tests can prove "one transaction" and the bench can count listings. */
   readonly calls = { write: 0, read: 0 };
+  /** Ids of the targets this table guards (named by /readyz when the gate is not in place). */
+  readonly targetIds: string[];
   private readonly layout: TableLayout;
-  private readonly ports: number[];
-  private readonly destination: { family: 4 | 6; address: string } | undefined;
+  private readonly targets = new Map<string, NftTarget>();
+  /** Without configured targets, every target id is served by this one. */
+  private readonly fallback: NftTarget | undefined;
+  private readonly baseline: Baseline;
   private readonly nft: NftRunner;
   private readonly now: () => number;
-  private baseline: Promise<void> | undefined;
+  /** Nothing opens until a check found the baseline in place (or restored it); a failed check or write closes it again. */
+  private gate: { verified: boolean; problem: string } = { verified: false, problem: 'not checked yet' };
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(cfg: NftablesConfig, opts: NftablesOptions = {}) {
     const table = cfg.table ?? 'portcullis';
     assertTable(table);
     if (cfg.netns !== undefined) assertNetns(cfg.netns);
-    this.ports = [...new Set(opts.ports ?? [3389])];
-    if (this.ports.length === 0) throw new PortcullisError('CONFIG_INVALID', 'nftables: at least one port must be guarded', { field: 'ports' });
-    this.ports.forEach(assertPort);
-    if (cfg.destination !== undefined) {
-      this.destination = canonicalIp(cfg.destination);
-      if (this.destination === undefined) throw new PortcullisError('CONFIG_INVALID', 'nftables: destination is not an IP address', { field: 'destination' });
+    const inputs = opts.targets ?? [{ id: '*', destinations: opts.destinations, ports: opts.ports ?? [3389], protocols: opts.protocols }];
+    if (inputs.length === 0) throw new PortcullisError('CONFIG_INVALID', 'nftables: a table must guard at least one target', { field: 'targets' });
+    const built = inputs.map(toTarget);
+    // The config refuses this too; the adapter will not build a gate whose grants admit to another target.
+    if (built.length > 1 && built.some((t) => t.destinations.length === 0)) {
+      throw new PortcullisError('CONFIG_INVALID', `nftables: targets ${built.map((t) => t.id).join(', ')} share table ${table}; each needs its own destination`, { field: 'destination' });
     }
+    if (opts.targets) for (const t of built) this.targets.set(t.id, t);
+    else this.fallback = built[0];
+    this.targetIds = opts.targets ? built.map((t) => t.id) : [];
     const slots = opts.slots ?? 4;
     if (!Number.isInteger(slots) || slots < 1 || slots > 16) throw new PortcullisError('CONFIG_INVALID', 'nftables: slots must be 1-16', { field: 'slots' });
     this.layout = { table, slots, backstopSeconds: opts.backstopSeconds ?? 8 * 3600 };
-    this.scope = `nftables:${cfg.netns ?? '-'}/inet/${table}${this.destination ? `@${this.destination.address}` : ''}`;
+    this.baseline = describeBaseline(this.layout, built);
+    this.scope = `nftables:${cfg.netns ?? '-'}/inet/${table}`;
     this.nft = opts.runner ?? createNftRunner({ netns: cfg.netns, nftPath: opts.nftPath, ipPath: opts.ipPath, timeoutMs: opts.timeoutMs });
     this.now = opts.now ?? Date.now;
   }
 
-  /** Creates the table, sets and gate chain (idempotent, one transaction). Call at start so ports close before any grant. */
-  init(): Promise<void> {
-    this.baseline ??= this.write(baselineScript(this.layout, { ports: this.ports, destination: this.destination?.address })).catch((e: unknown) => {
-      this.baseline = undefined;
-      throw e;
+  /** Verifies the baseline and installs it if needed, with no live grants to put back (standalone use, tests). */
+  async init(): Promise<void> {
+    await this.ensureGate(async () => []);
+  }
+
+  /**
+   * One listing of our table compared with the baseline. When anything is missing or altered the whole
+   * table is replaced in one transaction: the baseline, the grant elements still listed in intact sets,
+   * and `live` grants whose elements are gone. Orphans stay for the reconciler, which audits them.
+   */
+  ensureGate(live: () => Promise<RuleSpec[]>): Promise<GateReport> {
+    return this.serial(async () => {
+      let items: Json[] | undefined;
+      try {
+        items = await this.readTable();
+      } catch (e) {
+        this.lose(e instanceof Error ? e.message : String(e));
+        throw e;
+      }
+      const missing = compareBaseline(this.baseline, items);
+      if (missing.length === 0) {
+        this.gate = { verified: true, problem: '' };
+        return { restored: false, missing, putBack: 0 };
+      }
+      const now = this.now();
+      const broken = new Set(missing.filter((m) => m.startsWith('set ')).map((m) => m.split(' ')[1]));
+      const kept = items === undefined ? [] : tableElements(items, now).elements.filter((e) => !broken.has(e.set) && e.expiresAt !== null && e.expiresAt > now);
+      // Asked only now, inside the queue and after the listing: an intact gate costs no store read. A
+      // store that cannot answer does not keep the ports open: the drops come back, grants come back
+      // through reconcile once it answers.
+      const back = this.placeBack(await live().catch(() => []), kept, now);
+      const script = (extra: NftElement[]) => () => installScript(this.baseline, [...kept, ...extra].map((e) => this.elementLine('add', e)));
+      try {
+        try {
+          await this.write(script(back));
+        } catch (e) {
+          // A put-back that overlaps an interval already held fails the batch; the reconciler reopens those one by one.
+          if (back.length === 0 || nftFailure(e) !== 'exists') throw e;
+          await this.write(script([]));
+          back.length = 0;
+        }
+      } catch (e) {
+        this.lose(`${missing.join(', ')} missing and could not be restored: ${e instanceof Error ? e.message : String(e)}`);
+        throw e;
+      }
+      this.gate = { verified: true, problem: '' };
+      return { restored: true, missing, putBack: new Set(back.map((e) => e.grantId)).size };
     });
-    return this.baseline;
   }
 
   async open(rule: RuleSpec): Promise<string> {
@@ -75,56 +142,53 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     // Invariant 2 is the core's job; the adapter still refuses the whole internet on its own.
     if (src.prefix === 0) throw new PortcullisError('SOURCE_TOO_WIDE', `nftables: ${cidrText(src)} would admit everyone`, { field: 'sourceIp' });
     assertPort(rule.port);
-    if (!this.ports.includes(rule.port)) {
-      throw new PortcullisError('INVALID_PORT', `nftables: port ${rule.port} is not guarded by ${this.scope} (guarded: ${this.ports.join(', ')})`, { field: 'port' });
+    const target = this.targetOf(rule.targetId);
+    if (!target.ports.includes(rule.port)) {
+      throw new PortcullisError('INVALID_PORT', `nftables: port ${rule.port} is not guarded for ${rule.targetId} by ${this.scope} (guarded: ${target.ports.join(', ')})`, { field: 'port' });
     }
-    if (rule.protocol !== 'tcp') throw new PortcullisError('INVALID_REQUEST', 'nftables: only tcp is supported', { field: 'protocol' });
-    if (this.destination && this.destination.family !== src.family) {
-      throw new PortcullisError('INVALID_SOURCE_IP', `nftables: an IPv${src.family} source cannot reach the IPv${this.destination.family} destination`, { field: 'sourceIp' });
-    }
+    if (rule.protocol !== 'tcp' && rule.protocol !== 'udp') throw new PortcullisError('INVALID_REQUEST', 'nftables: protocol must be tcp or udp', { field: 'protocol' });
     if (!Number.isFinite(rule.expiresAt)) throw new PortcullisError('INVALID_DURATION', 'nftables: expiresAt must be a time', { field: 'expiresAt' });
-    const want = {
-      saddr: cidrText(src),
-      daddr: this.destination ? `${this.destination.address}/${src.family === 4 ? 32 : 128}` : src.family === 4 ? '0.0.0.0/0' : '::/0',
-      dport: String(rule.port),
-    };
+    if (target.destinations.length > 0 && !target.destinations.some((d) => d.family === src.family)) {
+      throw new PortcullisError('INVALID_SOURCE_IP', `nftables: an IPv${src.family} source cannot reach ${rule.targetId} (destinations: ${target.destinations.map((d) => d.address).join(', ')})`, { field: 'sourceIp' });
+    }
     return this.serial(async () => {
-      await this.init();
-      let rebuilt = false;
-      for (let slot = 0; slot < this.layout.slots; ) {
-        const listing = await this.listing();
-        const mine = listing.find((e) => e.grantId === rule.grantId);
-        if (mine && !rule.extend) return elementRef(mine);
-        if (mine) {
-          // Extend: replace the element in one transaction so the new timeout and comment agree and
-          // there is no instant without it. (`add` would refresh the timeout but keep the old comment.)
-          const el: NftElement = { ...mine, expiresAt: rule.expiresAt, comment: grantComment(rule.grantId, rule.expiresAt) };
-          const t = this.layout.table;
-          await this.write(() => `delete element inet ${t} ${mine.set} { ${elementKey(mine)} }\n${this.createLine(el, rule.expiresAt)}`);
-          return elementRef(el);
-        }
-        const set = grantSet(src.family, slot);
-        if (listing.some((e) => e.set === set && elementKey(e) === elementKey(want))) {
-          slot++;
-          continue;
-        }
-        if (rule.expiresAt - this.now() < 1) throw new PortcullisError('INVALID_DURATION', 'nftables: the grant has already expired', { field: 'expiresAt' });
-        const el: NftElement = { set, family: src.family, ...want, grantId: rule.grantId, expiresAt: rule.expiresAt, comment: grantComment(rule.grantId, rule.expiresAt) };
+      this.assertGate();
+      const items = await this.readTable();
+      // The listing open needs anyway shows whether the gate still stands; a gate gone since the last
+      // sweep refuses here rather than opening into a table that admits everyone.
+      const missing = compareBaseline(this.baseline, items);
+      if (missing.length > 0 || items === undefined) {
+        this.lose(`${missing.join(', ')} missing`);
+        this.assertGate();
+      }
+      const listing = tableElements(items!, this.now()).elements;
+      const mine = listing.filter((e) => e.grantId === rule.grantId);
+      if (mine.length > 0 && !rule.extend) return elementRef(mine[0]!);
+      if (mine.length > 0) {
+        // Extend: replace the grant's elements in one transaction so the new timeout and comment agree
+        // and there is no instant without them. (`add` would refresh the timeout but keep the old comment.)
+        const els = this.elementsFor(rule, src, target, mine[0]!.set);
+        await this.write(() => deleteLines(this.layout.table, mine) + els.map((e) => this.elementLine('create', e)).join(''));
+        return elementRef(els[0]!);
+      }
+      if (rule.expiresAt - this.now() < 1) throw new PortcullisError('INVALID_DURATION', 'nftables: the grant has already expired', { field: 'expiresAt' });
+      const taken = new Set(listing.map((e) => `${e.set}|${elementKey(e)}`));
+      for (let slot = 0; slot < this.layout.slots; slot++) {
+        const els = this.elementsFor(rule, src, target, grantSet(src.family, slot));
+        if (els.some((e) => taken.has(`${e.set}|${elementKey(e)}`))) continue;
         try {
-          await this.write(() => this.createLine(el, rule.expiresAt));
-          return elementRef(el);
+          await this.write(() => els.map((e) => this.elementLine('create', e)).join(''));
+          return elementRef(els[0]!);
         } catch (e) {
           const why = nftFailure(e);
-          if (why === 'exists') slot++;
-          else if (why === 'missing' && !rebuilt) {
-            // Someone deleted our table or a set since the baseline: rebuild it once and retry.
-            rebuilt = true;
-            this.baseline = undefined;
-            await this.init();
-          } else throw e;
+          if (why === 'missing') {
+            this.lose('table or set vanished during open');
+            this.assertGate();
+          }
+          if (why !== 'exists') throw e;
         }
       }
-      throw new PortcullisError('RULE_LIMIT_EXCEEDED', `nftables: ${this.layout.slots} live grants already admit ${want.saddr} to port ${want.dport}`);
+      throw new PortcullisError('RULE_LIMIT_EXCEEDED', `nftables: ${this.layout.slots} live grants already admit ${cidrText(src)} to port ${rule.port} of ${rule.targetId}`);
     });
   }
 
@@ -133,16 +197,12 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     if (wanted.length === 0) return;
     await this.serial(async () => {
       for (let attempt = 1; ; attempt++) {
-        const listing = await this.listing();
-        const present = listing.filter((e) =>
-          wanted.some((w) => w.set === e.set && elementKey(w) === elementKey(e) && w.grantId === e.grantId),
-        );
+        const items = await this.readTable();
+        if (items === undefined) return;
+        const present = tableElements(items, this.now()).elements.filter((e) => wanted.some((w) => refMatches(w, e)));
         if (present.length === 0) return;
-        const bySet = new Map<string, string[]>();
-        for (const e of present) bySet.set(e.set, [...(bySet.get(e.set) ?? []), elementKey(e)]);
-        const script = [...bySet].map(([set, keys]) => `delete element inet ${this.layout.table} ${set} { ${keys.join(', ')} }`).join('\n');
         try {
-          await this.write(script + '\n');
+          await this.write(deleteLines(this.layout.table, present));
           return;
         } catch (e) {
           // An element the kernel expired between our listing and the delete fails the whole
@@ -153,15 +213,16 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     });
   }
 
-  /**
-   * The elements of this adapter's destination (targets with another destination may share the table
-   * through their own adapter; each reconciles only its own). Creates the baseline first: reconcile at
-   * start is what raises the gate.
-   */
+  /** The grants' elements in the table, one rule per grant and set (its destinations and protocols together). Read only. */
   async list(): Promise<ManagedRule[]> {
-    await this.init();
-    const listing = (await this.listing()).filter((e) => this.owns(e));
-    return listing.map((e) => ({
+    const items = await this.readTable();
+    if (items === undefined) return [];
+    const byRule = new Map<string, NftElement>();
+    for (const e of tableElements(items, this.now()).elements) {
+      const key = e.grantId === undefined ? `${e.set}|${e.saddr}|${e.daddr}|${e.dport}|` : `${e.set}|${e.saddr}|${e.dport}|${e.grantId}`;
+      if (!byRule.has(key)) byRule.set(key, e);
+    }
+    return [...byRule.values()].map((e) => ({
       ref: elementRef(e),
       grantIds: e.grantId === undefined ? [] : [e.grantId],
       source: e.saddr,
@@ -170,17 +231,17 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     }));
   }
 
+  /** Live and read only: whether the baseline is in place now and this adapter has verified it. */
   async check(): Promise<FirewallHealth> {
+    const who = this.targetIds.length ? ` for ${this.targetIds.join(', ')}` : '';
     try {
-      const out = await this.read(['-j', 'list', 'table', 'inet', this.layout.table]);
-      if (out === undefined) return { ok: false, detail: `${this.scope}: table missing (baseline not created yet)` };
-      const { sets, elements } = parseTableListing(out, this.now());
-      const need = ['ports', 'guarded4', 'guarded6', grantSet(4, 0), grantSet(6, 0)];
-      const lacking = need.filter((s) => !sets.has(s));
-      if (lacking.length > 0) return { ok: false, detail: `${this.scope}: table present but sets missing: ${lacking.join(', ')}` };
-      return { ok: true, detail: `${this.scope}: table present, ${elements.length} grant elements` };
+      const items = await this.readTable();
+      const missing = compareBaseline(this.baseline, items);
+      if (missing.length > 0) return { ok: false, detail: `${this.scope}: gate NOT in place${who}: ${missing.join(', ')} missing` };
+      if (!this.gate.verified) return { ok: false, detail: `${this.scope}: gate not verified${who} (${this.gate.problem})` };
+      return { ok: true, detail: `${this.scope}: gate in place${who}, ${tableElements(items!, this.now()).elements.length} grant elements` };
     } catch (e) {
-      return { ok: false, detail: e instanceof Error ? e.message : String(e) };
+      return { ok: false, detail: `${this.scope}: gate NOT in place${who}: ${e instanceof Error ? e.message : String(e)}` };
     }
   }
 
@@ -189,7 +250,8 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     const out = await this.read(['-j', 'list', 'ruleset']);
     const found = out === undefined ? [] : scanRuleset(out, { ownTable: this.layout.table, ports, scope: this.scope });
     // Our own grant sets can hold elements no grant explains (hand-added, or /0): report them too.
-    const own = (await this.listing()).filter((e) => this.owns(e) && ports.some((p) => portIn(p, e.dport)) && (e.grantId === undefined || /\/0$/.test(e.saddr)));
+    const items = await this.readTable();
+    const own = (items === undefined ? [] : tableElements(items, this.now()).elements).filter((e) => ports.some((p) => portIn(p, e.dport)) && (e.grantId === undefined || /\/0$/.test(e.saddr)));
     for (const e of own) {
       const [from, to] = e.dport.split('-').map(Number);
       found.push({
@@ -198,7 +260,7 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
         source: e.saddr,
         fromPort: from!,
         toPort: to ?? from!,
-        protocol: 'tcp',
+        protocol: e.proto,
         why: /\/0$/.test(e.saddr) ? 'world' : 'unmanaged',
         description: `element of ${this.layout.table}/${e.set}${e.comment ? ` (${e.comment})` : ''}`,
       });
@@ -223,26 +285,75 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     }
   }
 
+  private targetOf(id: string): NftTarget {
+    const t = this.targets.get(id) ?? this.fallback;
+    if (!t) throw new PortcullisError('INVALID_REQUEST', `nftables: ${this.scope} does not guard target ${String(id).slice(0, 64)}`, { field: 'target' });
+    return t;
+  }
+
+  /** The grant's elements in one set: one per destination of the source's family (or any) and declared protocol. */
+  private elementsFor(rule: RuleSpec, src: Cidr, target: NftTarget, set: string): NftElement[] {
+    const dests = target.destinations.length === 0 ? [ANY[src.family]] : target.destinations.filter((d) => d.family === src.family).map((d) => `${d.address}/${d.family === 4 ? 32 : 128}`);
+    const comment = grantComment(rule.grantId, rule.expiresAt);
+    return dests.flatMap((daddr) =>
+      target.protocols.map((proto) => ({ set, family: src.family, saddr: cidrText(src), daddr, proto, dport: String(rule.port), grantId: rule.grantId as string, expiresAt: rule.expiresAt, comment })),
+    );
+  }
+
+  /** Elements of live grants the table lost, each in the first slot where its keys are free. */
+  private placeBack(live: RuleSpec[], kept: NftElement[], now: number): NftElement[] {
+    const held = new Set(kept.map((e) => e.grantId));
+    const taken = new Set(kept.map((e) => `${e.set}|${elementKey(e)}`));
+    const out: NftElement[] = [];
+    for (const r of live) {
+      if (held.has(r.grantId) || r.expiresAt <= now + 1) continue;
+      let els: NftElement[] | undefined;
+      try {
+        const src = parseCidr(r.source);
+        const target = this.targetOf(r.targetId);
+        if (src.prefix === 0 || !target.ports.includes(r.port)) continue;
+        for (let slot = 0; slot < this.layout.slots && !els; slot++) {
+          const cand = this.elementsFor(r, src, target, grantSet(src.family, slot));
+          if (cand.length > 0 && !cand.some((e) => taken.has(`${e.set}|${elementKey(e)}`))) els = cand;
+        }
+      } catch {
+        continue; // not ours to restore (another table's target, or a malformed record): the reconciler judges it
+      }
+      for (const e of els ?? []) taken.add(`${e.set}|${elementKey(e)}`);
+      out.push(...(els ?? []));
+    }
+    return out;
+  }
+
   /**
-   * `create`, not `add`: `add` of an existing key silently refreshes its timeout (and keeps the other
+   * `create` when opening: `add` of an existing key silently refreshes its timeout (and keeps the other
    * grant's comment); `create` fails, and open() moves to the next slot. The timeout is computed when
    * nft has started and rounded down, so the kernel closes a little early rather than late; if the
-   * grant expired meanwhile, 1 ms (the element is gone at once, and access never opens late).
+   * grant expired meanwhile, 1 ms (the element is gone at once, and access never opens late). Only our
+   * own comment format is written back: a hand-made comment is text we do not put in a script.
    */
-  private createLine(el: NftElement, expiresAt: number): string {
-    const timeoutMs = Math.max(1, Math.floor(expiresAt - this.now()));
-    return `create element inet ${this.layout.table} ${el.set} { ${elementKey(el)} timeout ${timeoutMs}ms comment "${el.comment}" }\n`;
+  private elementLine(verb: 'add' | 'create', el: NftElement): string {
+    const timeoutMs = Math.max(1, Math.floor((el.expiresAt ?? 0) - this.now()));
+    const ours = parseGrantComment(el.comment) ? ` comment "${el.comment}"` : '';
+    return `${verb} element inet ${this.layout.table} ${el.set} { ${elementKey(el)} timeout ${timeoutMs}ms${ours} }\n`;
   }
 
-  /** Whether an element's destination is the one this adapter guards (any destination when none is configured). */
-  private owns(e: NftElement): boolean {
-    if (this.destination) return e.daddr === `${this.destination.address}/${this.destination.family === 4 ? 32 : 128}`;
-    return e.daddr === '0.0.0.0/0' || e.daddr === '::/0';
+  private assertGate(): void {
+    if (!this.gate.verified) {
+      throw new PortcullisError('FIREWALL_UNAVAILABLE', `nftables: the gate of ${this.scope} is not in place (${this.gate.problem}); nothing opens until it is restored`, {
+        details: { gate: this.gate.problem },
+      });
+    }
   }
 
-  private async listing(): Promise<NftElement[]> {
+  private lose(problem: string): void {
+    this.gate = { verified: false, problem };
+  }
+
+  /** One listing of our table; undefined when it does not exist. */
+  private async readTable(): Promise<Json[] | undefined> {
     const out = await this.read(['-j', 'list', 'table', 'inet', this.layout.table]);
-    return out === undefined ? [] : parseTableListing(out, this.now()).elements;
+    return out === undefined ? undefined : listingItems(out);
   }
 
   /** A read; `undefined` when the table (or ruleset object) does not exist. */
@@ -262,12 +373,38 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     return this.nft(['-f', '-'], script).then(() => undefined);
   }
 
-  /** Open and close read then write; running them one at a time keeps slot choice and deletes consistent. */
+  /** Reads then writes; running them one at a time keeps slot choice, deletes and restores consistent. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);
     this.queue = run.catch(() => undefined);
     return run;
   }
+}
+
+function toTarget(t: NftTargetInput): NftTarget {
+  const ports = [...new Set(t.ports)];
+  if (ports.length === 0) throw new PortcullisError('CONFIG_INVALID', `nftables: target ${t.id} guards no port`, { field: 'ports' });
+  ports.forEach(assertPort);
+  const protocols: Protocol[] = [...new Set<Protocol>(t.protocols ?? ['tcp', 'udp'])];
+  if (protocols.length === 0 || protocols.some((p) => p !== 'tcp' && p !== 'udp')) throw new PortcullisError('CONFIG_INVALID', `nftables: target ${t.id}: protocols must be tcp and/or udp`, { field: 'protocols' });
+  const destinations = (t.destinations ?? []).map((d) => {
+    const ip = canonicalIp(d);
+    if (ip === undefined) throw new PortcullisError('CONFIG_INVALID', `nftables: target ${t.id}: destination is not an IP address`, { field: 'destination' });
+    return ip;
+  });
+  return { id: t.id, destinations, ports, protocols };
+}
+
+/** An element a ref names: the grant's, by set, source and port; an orphan's, by its exact key. */
+function refMatches(w: ReturnType<typeof parseRef>, e: NftElement): boolean {
+  if (w.set !== e.set || w.saddr !== e.saddr || w.dport !== e.dport) return false;
+  return w.grantId === undefined ? e.grantId === undefined && w.daddr === e.daddr : w.grantId === e.grantId;
+}
+
+function deleteLines(table: string, els: NftElement[]): string {
+  const bySet = new Map<string, string[]>();
+  for (const e of els) bySet.set(e.set, [...(bySet.get(e.set) ?? []), elementKey(e)]);
+  return [...bySet].map(([set, keys]) => `delete element inet ${table} ${set} { ${keys.join(', ')} }\n`).join('');
 }
 
 function portIn(port: number, key: string): boolean {

@@ -1,6 +1,8 @@
 // The firewall port: the only thing the core knows about a backend. Adapters translate it.
 import type { GrantId } from '../domain/index.ts';
 
+export type Protocol = 'tcp' | 'udp';
+
 /** One rule to admit `source` to `port` until `expiresAt`, on behalf of one grant. */
 export interface RuleSpec {
   grantId: GrantId;
@@ -8,7 +10,11 @@ export interface RuleSpec {
   /** CIDR, already checked by the core to be no wider than policy allows. */
   source: string;
   port: number;
-  protocol: 'tcp';
+  /**
+   * The broker's request names one protocol; adapters admit the source on every protocol the
+   * target declares (`protocols`, e.g. RDP's TCP and UDP 3389), since a grant is for the service.
+   */
+  protocol: Protocol;
   /** Epoch milliseconds; adapters write it into the backend (description, tag, kernel timeout). */
   expiresAt: number;
   /**
@@ -50,8 +56,25 @@ export interface FirewallAdapter {
   /** Every rule this broker manages in the backend, for reconcile. */
   list(): Promise<ManagedRule[]>;
   check(): Promise<FirewallHealth>;
+  /**
+   * Backends that hold a baseline of their own (a drop rule that closes the ports when no grant
+   * admits) verify it against what it must be and restore it at once when anything is missing or
+   * altered, putting back the rules of the grants the store says are active. `live` is asked only
+   * when a restore is needed, after the backend was read (as reconcile orders it), so an intact gate
+   * costs one read of the backend and none of the store. Optional: a security group denies by
+   * default and has no baseline to lose.
+   */
+  ensureGate?(live: () => Promise<RuleSpec[]>): Promise<GateReport>;
   /** Releases connections or timers; optional. */
   shutdown?(): Promise<void>;
+}
+
+/** What a gate check found. `missing` names each part that was absent or altered (empty when intact). */
+export interface GateReport {
+  restored: boolean;
+  missing: string[];
+  /** Live grants' rules written back by the restore. */
+  putBack: number;
 }
 
 /** A rule found by an exposure scan that opens a managed port to the world or to an unmanaged source. */

@@ -1,7 +1,8 @@
-// Builds one adapter per backend from the targets' firewall config; targets on the same backend
-// (same security group, same nft table and namespace) share it, so expiries batch per backend.
+// Builds one adapter per backend from the targets' firewall config. The config refuses two targets on
+// one security group; targets on one nft table and namespace (with distinct destinations) share one
+// adapter, which owns the whole table, so its baseline is verified and restored as one.
 import { join } from 'node:path';
-import type { FirewallConfig, TargetConfig } from '../config/schema.ts';
+import { targetDestinations, targetProtocols, type FirewallConfig, type TargetConfig } from '../config/schema.ts';
 import { PortcullisError } from '../errors.ts';
 import { createMemoryAdapter } from './memory.ts';
 import { createNftablesAdapter } from './nftables.ts';
@@ -22,7 +23,7 @@ export async function buildFirewalls(targets: readonly TargetConfig[], opts: Reg
     const key = backendKey(t);
     let fw = byKey.get(key);
     if (!fw) {
-      fw = await create(t, opts, portsOfBackend(targets, key));
+      fw = await create(t, opts, targets.filter((x) => backendKey(x) === key));
       byKey.set(key, fw);
     }
     out.set(t.id, fw);
@@ -36,19 +37,14 @@ function backendKey(t: TargetConfig): string {
     case 'aws-security-group':
       return `aws:${f.region}:${f.securityGroupId}:${f.endpoint ?? ''}`;
     case 'nftables':
-      return `nft:${f.netns ?? ''}:${f.table}:${f.destination ?? ''}`;
+      return `nft:${f.netns ?? ''}:${f.table}`;
     case 'simulated':
     case 'memory':
       return `${f.kind}:${t.id}`;
   }
 }
 
-/** Every port of the targets that share one backend: a shared nft adapter must guard them all. */
-function portsOfBackend(targets: readonly TargetConfig[], key: string): number[] {
-  return [...new Set(targets.filter((x) => backendKey(x) === key).flatMap((x) => x.ports))];
-}
-
-async function create(t: TargetConfig, opts: RegistryOptions, ports: number[] = t.ports): Promise<FirewallAdapter> {
+async function create(t: TargetConfig, opts: RegistryOptions, sharing: readonly TargetConfig[]): Promise<FirewallAdapter> {
   const custom = opts.factories?.[t.firewall.kind];
   if (custom) return custom(t.firewall, t);
   switch (t.firewall.kind) {
@@ -58,9 +54,11 @@ async function create(t: TargetConfig, opts: RegistryOptions, ports: number[] = 
       return createMemoryAdapter(`memory:${t.id}`);
     case 'aws-security-group':
       // Loaded only when configured: the EC2 client alone costs about 100 MB of resident memory.
-      return (await import('./aws-sg.ts')).createAwsAdapter(t.firewall);
+      return (await import('./aws-sg.ts')).createAwsAdapter(t.firewall, { protocols: targetProtocols(t) });
     case 'nftables':
-      return createNftablesAdapter(t.firewall, { ports });
+      return createNftablesAdapter(t.firewall, {
+        targets: sharing.map((x) => ({ id: x.id, destinations: targetDestinations(x), ports: x.ports, protocols: targetProtocols(x) })),
+      });
     default:
       throw new PortcullisError('CONFIG_INVALID', `targets.${t.id}.firewall.kind "${(t.firewall as { kind: string }).kind}" is not available in this build`, { field: 'targets' });
   }

@@ -16,6 +16,8 @@ export interface ReaperOptions {
   clock?: () => number;
   /** Observes each expiry's lag (ms after expiresAt that the grant was closed), for metrics. */
   onLag?: (ms: number) => void;
+  /** Verifies (and restores) each backend's baseline; first at start and on every sweep. Must not throw. */
+  gate?: () => Promise<unknown>;
 }
 
 export class Reaper {
@@ -39,6 +41,7 @@ export class Reaper {
   /** Recovers after a (re)start: settle interrupted grants, then arm timers for all active ones. */
   async start(activeGrants: () => Promise<Grant[]>): Promise<void> {
     if (!cron.validate(this.opts.sweep)) throw new Error(`reaper.sweep "${this.opts.sweep}" is not a cron expression`);
+    await this.opts.gate?.();
     await this.broker.reconcile({ atStart: true });
     await this.broker.expireDue();
     for (const g of await activeGrants()) this.schedule(g);
@@ -97,6 +100,8 @@ export class Reaper {
     if (this.sweeping || this.stopped) return;
     this.sweeping = true;
     try {
+      // The gate first: a flushed baseline admits everyone until it is back.
+      await this.opts.gate?.();
       await this.broker.expireDue();
       await this.broker.expirePending();
       await this.broker.reconcile();

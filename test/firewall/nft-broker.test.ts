@@ -57,7 +57,7 @@ describe('broker with an nftables target, killed during a grant', { concurrency:
       assert.deepEqual(await probe.list(), [], 'the kernel removed the element');
 
       // An element no grant explains, as a crashed second broker or a hand edit might leave.
-      nftIn(lab!.gw, ['-f', '-'], `add element inet portcullis g4_3 { 192.0.2.77 . 0.0.0.0/0 . 3389 timeout 60s comment "portcullis grant=ghost-1 exp=${Date.now() + 60_000}" }\n`);
+      nftIn(lab!.gw, ['-f', '-'], `add element inet portcullis g4_3 { 192.0.2.77 . ${LAB_ADDR.gw4} . tcp . 3389 timeout 60s comment "portcullis grant=ghost-1 exp=${Date.now() + 60_000}" }\n`);
       const b2 = await spawnBroker(config(tmp.dir), tmp.dir);
       try {
         const g = await waitFor('grant closed by the restarted broker', async () => {

@@ -51,7 +51,7 @@ function listElements(lab: Lab): Listed[] {
     const fam = s.name[1] === '4' ? 4 : 6;
     for (const raw of s.elem ?? []) {
       const e = (raw as { elem?: { val: { concat: unknown[] }; comment?: string } }).elem ?? { val: raw as { concat: unknown[] } };
-      const [sa, , dp] = e.val.concat;
+      const [sa, , , dp] = e.val.concat;
       let range: [bigint, bigint];
       if (typeof sa === 'string') range = [toBigInt(sa, fam), toBigInt(sa, fam)];
       else if ((sa as { prefix?: unknown }).prefix) {
@@ -79,7 +79,7 @@ describe('nftables adapter: never wider than the spec, never another port (prope
   });
   after(async () => lab?.destroy());
 
-  it('every accepted spec yields exactly one element: same source range, same port, right family', async (t) => {
+  it('every accepted spec yields one element per protocol: same source range, same port, right family', async (t) => {
     if (!requireOrSkip(t, unavailable === undefined, unavailable ?? '')) return;
     let accepted = 0;
     let refused = 0;
@@ -104,7 +104,8 @@ describe('nftables adapter: never wider than the spec, never another port (prope
           const want = parseCidr(s.source);
           const [lo, hi] = cidrRange(want);
           const els = listElements(lab!);
-          assert.equal(els.length, 1);
+          assert.equal(els.length, 2, 'one element per protocol (tcp, udp)');
+          assert.deepEqual(els[0]!.saddr, els[1]!.saddr);
           const el = els[0]!;
           assert.ok(el.saddr[0] >= lo && el.saddr[1] <= hi, `element ${el.saddr} is wider than ${s.source}`);
           assert.deepEqual(el.saddr, [lo, hi], 'and it is not narrower either (the grant would not work)');

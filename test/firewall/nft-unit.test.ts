@@ -6,19 +6,50 @@ import { createNftRunner, summarise } from '../../src/firewall/nft-exec.ts';
 import { parseRef, parseTableListing } from '../../src/firewall/nft-table.ts';
 import { scanRuleset } from '../../src/firewall/nft-exposure.ts';
 import { parseCidr } from '../../src/firewall/nft-values.ts';
+import { PortcullisError } from '../../src/errors.ts';
 import type { RuleSpec } from '../../src/firewall/port.ts';
 import type { GrantId } from '../../src/domain/index.ts';
 
 const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
 
-/** A runner that records every call and answers with an empty table. */
+/**
+ * A runner that records every call and plays a kernel that holds exactly what the last install
+ * script wrote (the baseline), so the adapter's gate check passes without nft.
+ */
 function recorder() {
   const calls: { args: string[]; stdin: string | undefined }[] = [];
+  let installed: unknown[] | undefined;
   const runner = async (args: string[], stdin?: string | (() => string)) => {
-    calls.push({ args, stdin: typeof stdin === 'function' ? stdin() : stdin });
-    return '{"nftables":[{"metainfo":{}},{"table":{"family":"inet","name":"portcullis"}}]}';
+    const text = typeof stdin === 'function' ? stdin() : stdin;
+    calls.push({ args, stdin: text });
+    if (args[0] === '-f' && text?.startsWith('add table')) installed = baselineListing(text);
+    if (args[0] === '-j' && installed === undefined) throw new PortcullisError('FIREWALL_ERROR', 'nftables: No such file or directory', { details: { nft: 'missing' } });
+    return JSON.stringify({ nftables: [{ metainfo: {} }, { table: { family: 'inet', name: 'portcullis' } }, ...(installed ?? [])] });
   };
   return { calls, runner };
+}
+
+/** The JSON `nft -j list table` prints for an install script (the parts the gate check reads). */
+function baselineListing(script: string): unknown[] {
+  const out: unknown[] = [];
+  for (const line of script.split('\n')) {
+    let m = /^add set inet \w+ (\w+) \{ type ([^;]+);(?: flags ([^;]+);)?(?: timeout (\d+)s;)? \}$/.exec(line);
+    if (m) out.push({ set: { name: m[1], type: m[2]!.split(' . '), ...(m[3] ? { flags: m[3].split(',') } : {}), ...(m[4] ? { timeout: Number(m[4]) } : {}) } });
+    m = /^add element inet \w+ (\w+) \{ (.+) \}$/.exec(line);
+    if (m) {
+      const set = out.find((x) => (x as { set?: { name: string } }).set?.name === m![1]) as { set: { elem?: unknown[] } };
+      set.set.elem = m[2]!.split(', ').map((e) => ({ concat: e.split(' . ').map((v) => (/^\d+$/.test(v) ? Number(v) : v)) }));
+    }
+    m = /^add chain inet \w+ (\w+)(?: \{ type (\w+) hook (\w+) priority (-?\d+); policy (\w+); \})?$/.exec(line);
+    if (m) out.push({ chain: { name: m[1], ...(m[2] ? { type: m[2], hook: m[3], prio: Number(m[4]), policy: m[5] } : {}) } });
+    m = /^add rule inet \w+ (\w+) (?:(.+?) @(\w+) )?(accept|drop|jump \w+) comment "(.+)"$/.exec(line);
+    if (m) {
+      const keys = (m[2] ?? '').split(' . ').filter(Boolean).map((k) => { const [a, b] = k.split(' '); return a === 'meta' ? { meta: { key: b } } : { payload: { protocol: a, field: b } }; });
+      const verdict = m[4]!.startsWith('jump') ? { jump: { target: m[4]!.split(' ')[1] } } : { [m[4]!]: null };
+      out.push({ rule: { chain: m[1], comment: m[5], expr: [...(m[3] ? [{ match: { op: '==', left: keys.length > 1 ? { concat: keys } : keys[0], right: `@${m[3]}` } }] : []), verdict] } });
+    }
+  }
+  return out;
 }
 
 const rule = (over: Partial<RuleSpec> = {}): RuleSpec => ({
@@ -48,6 +79,7 @@ describe('nftables adapter input fences', () => {
     it(`refuses ${what} without writing an element`, async () => {
       const { calls, runner } = recorder();
       const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, { runner });
+      await fw.init();
       await assert.rejects(fw.open(rule(over)), code(expected));
       assert.equal(calls.filter((c) => /create element/.test(c.stdin ?? '')).length, 0);
     });
@@ -65,15 +97,47 @@ describe('nftables adapter input fences', () => {
     assert.throws(() => createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: '../etc' }), code('INVALID_REQUEST'));
   });
 
-  it('writes the element with a millisecond timeout and the grant comment, via create', async () => {
+  it('writes one element per protocol with a millisecond timeout and the grant comment, via create, in one transaction', async () => {
     const { calls, runner } = recorder();
     const expiresAt = Date.now() + 90_000;
     const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, { runner, now: () => expiresAt - 90_000 });
+    await fw.init();
     const ref = await fw.open(rule({ expiresAt, source: '2001:db8:0:0::/64' }));
     assert.equal(ref, 'g6_0,2001:db8::/64,::/0,3389,g1');
     const write = calls.at(-1)!;
     assert.deepEqual(write.args, ['-f', '-']);
-    assert.equal(write.stdin, `create element inet portcullis g6_0 { 2001:db8::/64 . ::/0 . 3389 timeout 90000ms comment "portcullis grant=g1 exp=${expiresAt}" }\n`);
+    assert.equal(
+      write.stdin,
+      `create element inet portcullis g6_0 { 2001:db8::/64 . ::/0 . tcp . 3389 timeout 90000ms comment "portcullis grant=g1 exp=${expiresAt}" }\n` +
+        `create element inet portcullis g6_0 { 2001:db8::/64 . ::/0 . udp . 3389 timeout 90000ms comment "portcullis grant=g1 exp=${expiresAt}" }\n`,
+    );
+  });
+
+  it('refuses to open, without writing, while its gate is not verified', async () => {
+    const { calls, runner } = recorder();
+    const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, { runner });
+    await assert.rejects(fw.open(rule()), code('FIREWALL_UNAVAILABLE'));
+    assert.equal(calls.length, 0);
+  });
+
+  it('a target with destinations admits each destination and protocol, and only those', async () => {
+    const { calls, runner } = recorder();
+    const expiresAt = Date.now() + 60_000;
+    const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, {
+      runner,
+      now: () => expiresAt - 60_000,
+      targets: [
+        { id: 'dc', destinations: ['203.0.113.10', '203.0.113.11', '2001:db8::10'], ports: [3389], protocols: ['tcp'] },
+        { id: 'pc', destinations: ['203.0.113.20'], ports: [3389], protocols: ['tcp', 'udp'] },
+      ],
+    });
+    await fw.init();
+    const install = calls.find((c) => c.stdin?.startsWith('add table'))!.stdin!;
+    assert.match(install, /add element inet portcullis guarded4 \{ 203\.0\.113\.10 \. tcp \. 3389, 203\.0\.113\.11 \. tcp \. 3389, 203\.0\.113\.20 \. tcp \. 3389, 203\.0\.113\.20 \. udp \. 3389 \}/);
+    assert.doesNotMatch(install, /add element inet portcullis ports/);
+    await fw.open(rule({ targetId: 'dc', expiresAt }));
+    assert.deepEqual(calls.at(-1)!.stdin!.trim().split('\n').map((l) => /\{ (.+) timeout/.exec(l)![1]), ['198.51.100.7/32 . 203.0.113.10/32 . tcp . 3389', '198.51.100.7/32 . 203.0.113.11/32 . tcp . 3389']);
+    await assert.rejects(fw.open(rule({ targetId: 'other' })), code('INVALID_REQUEST'));
   });
 });
 
@@ -97,25 +161,26 @@ describe('nft process errors', () => {
 });
 
 describe('nft JSON parsing', () => {
-  it('reads elements of the grant sets: bare /32, prefixes, ranges, comment and expiry', () => {
+  it('reads elements of the grant sets: bare /32, prefixes, ranges, protocol, comment and expiry', () => {
     const now = 1_000_000;
     const doc = {
       nftables: [
         { metainfo: {} },
         { set: { family: 'inet', table: 'portcullis', name: 'g4_0', elem: [
-          { elem: { val: { concat: ['198.51.100.7', { prefix: { addr: '0.0.0.0', len: 0 } }, 3389] }, timeout: 60, expires: 59, comment: 'portcullis grant=g1 exp=1059000' } },
-          { concat: [{ range: ['10.0.0.0', '10.0.0.255'] }, { prefix: { addr: '0.0.0.0', len: 0 } }, 3389] },
-          { elem: { val: { concat: [{ range: ['10.0.0.3', '10.0.0.9'] }, '192.0.2.1', { range: [3389, 3390] }] }, expires: 5 } },
+          { elem: { val: { concat: ['198.51.100.7', { prefix: { addr: '0.0.0.0', len: 0 } }, 'tcp', 3389] }, timeout: 60, expires: 59, comment: 'portcullis grant=g1 exp=1059000' } },
+          { concat: [{ range: ['10.0.0.0', '10.0.0.255'] }, { prefix: { addr: '0.0.0.0', len: 0 } }, 'udp', 3389] },
+          { elem: { val: { concat: [{ range: ['10.0.0.3', '10.0.0.9'] }, '192.0.2.1', 6, { range: [3389, 3390] }] }, expires: 5 } },
+          { concat: ['198.51.100.8', { prefix: { addr: '0.0.0.0', len: 0 } }, 3389] },
         ] } },
         { set: { family: 'inet', table: 'portcullis', name: 'ports', elem: [3389] } },
       ],
     };
     const { sets, elements } = parseTableListing(JSON.stringify(doc), now);
     assert.deepEqual([...sets], ['g4_0', 'ports']);
-    assert.deepEqual(elements.map((e) => [e.saddr, e.daddr, e.dport, e.grantId, e.expiresAt]), [
-      ['198.51.100.7/32', '0.0.0.0/0', '3389', 'g1', 1_059_000],
-      ['10.0.0.0/24', '0.0.0.0/0', '3389', undefined, null],
-      ['10.0.0.3-10.0.0.9', '192.0.2.1/32', '3389-3390', undefined, now + 5000],
+    assert.deepEqual(elements.map((e) => [e.saddr, e.daddr, e.proto, e.dport, e.grantId, e.expiresAt]), [
+      ['198.51.100.7/32', '0.0.0.0/0', 'tcp', '3389', 'g1', 1_059_000],
+      ['10.0.0.0/24', '0.0.0.0/0', 'udp', '3389', undefined, null],
+      ['10.0.0.3-10.0.0.9', '192.0.2.1/32', 'tcp', '3389-3390', undefined, now + 5000],
     ]);
   });
 

@@ -38,6 +38,8 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     lab = await createLab();
     fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: lab.gw });
   });
+  /** Every adapter opens nothing until its gate is verified; these tests start from an installed one. */
+  const installed = async () => fw.init();
   afterEach(async () => {
     await lab?.destroy();
     lab = undefined;
@@ -51,11 +53,14 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     it(`${family}: connect fails before the grant, succeeds during it, fails after kernel expiry`, async (t) => {
       if (!ready(t)) return;
       assert.equal(await lab!.connect(dst), true, 'the listener is reachable before any firewall (lab sanity)');
+      assert.equal(await lab!.connect(dst, 3389, 700, 'udp'), true, 'UDP 3389 answers before any firewall (lab sanity)');
       await fw.init();
-      assert.equal(await lab!.connect(dst), false, 'baseline drops 3389');
+      assert.equal(await lab!.connect(dst), false, 'baseline drops TCP 3389');
+      assert.equal(await lab!.connect(dst, 3389, 700, 'udp'), false, 'baseline drops UDP 3389');
       const rule = spec('g-exp-' + family, src, 2500);
       await fw.open(rule);
       assert.equal(await lab!.connect(dst), true, 'open during the grant');
+      assert.equal(await lab!.connect(dst, 3389, 700, 'udp'), true, 'UDP admitted too (RDP uses both)');
       // No close() call: the kernel removes the element on its own.
       await closesAtExpiry(lab!, dst, rule.expiresAt);
       assert.deepEqual(await fw.list(), []);
@@ -64,20 +69,26 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
 
   it('writes one element whose comment names the grant and whose kernel timeout is the remaining time', async (t) => {
     if (!ready(t)) return;
+    await installed();
     const rule = spec('g-comment', `${LAB_ADDR.client4}/32`, 60_000);
     const ref = await fw.open(rule);
     const els = elements(lab!, 'g4_0');
-    assert.equal(els.length, 1);
-    const e = els[0]!.elem;
-    assert.equal(e.comment, `portcullis grant=g-comment exp=${rule.expiresAt}`);
-    assert.ok(e.timeout !== undefined && e.timeout >= 58 && e.timeout <= 60, `timeout ${e.timeout}s`);
-    assert.deepEqual(e.val.concat, [LAB_ADDR.client4, { prefix: { addr: '0.0.0.0', len: 0 } }, 3389]);
+    assert.equal(els.length, 2, 'one element per protocol');
+    for (const { elem: e } of els) {
+      assert.equal(e.comment, `portcullis grant=g-comment exp=${rule.expiresAt}`);
+      assert.ok(e.timeout !== undefined && e.timeout >= 58 && e.timeout <= 60, `timeout ${e.timeout}s`);
+    }
+    assert.deepEqual(els.map((x) => x.elem.val.concat).sort((a, b) => String(a[2]).localeCompare(String(b[2]))), [
+      [LAB_ADDR.client4, { prefix: { addr: '0.0.0.0', len: 0 } }, 'tcp', 3389],
+      [LAB_ADDR.client4, { prefix: { addr: '0.0.0.0', len: 0 } }, 'udp', 3389],
+    ]);
     const listed = await fw.list();
     assert.deepEqual(listed, [{ ref, grantIds: ['g-comment'], source: `${LAB_ADDR.client4}/32`, port: 3389, expiresAt: rule.expiresAt }]);
   });
 
   it('an IPv6 source that nft lists in dotted form (::1.2.3.4) is still found, and closed', async (t) => {
     if (!ready(t)) return;
+    await installed();
     const rule = spec('g-dotted', '::102:304/128', 60_000);
     const ref = await fw.open(rule);
     const listed = await fw.list();
@@ -88,6 +99,7 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
 
   it('open is idempotent per grant id: a retry returns the same ref and adds nothing', async (t) => {
     if (!ready(t)) return;
+    await installed();
     const rule = spec('g-idem', `${LAB_ADDR.client4}/32`, 60_000);
     const a = await fw.open(rule);
     const b = await fw.open({ ...rule });
@@ -97,15 +109,19 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
 
   it('extend replaces the element in one transaction: new timeout and comment, access past the old expiry', async (t) => {
     if (!ready(t)) return;
+    await installed();
     const rule = spec('g-ext', `${LAB_ADDR.client4}/32`, 2000);
     const ref = await fw.open(rule);
     const later = Date.now() + 60_000;
     const writes = fw.calls.write;
     assert.equal(await fw.open({ ...rule, expiresAt: later, extend: true }), ref);
     assert.equal(fw.calls.write - writes, 1);
-    const e = elements(lab!, 'g4_0')[0]!.elem;
-    assert.equal(e.comment, `portcullis grant=g-ext exp=${later}`);
-    assert.ok(e.timeout !== undefined && e.timeout >= 58, `timeout ${e.timeout}s`);
+    const ext = elements(lab!, 'g4_0');
+    assert.equal(ext.length, 2);
+    for (const { elem: e } of ext) {
+      assert.equal(e.comment, `portcullis grant=g-ext exp=${later}`);
+      assert.ok(e.timeout !== undefined && e.timeout >= 58, `timeout ${e.timeout}s`);
+    }
     await sleep(rule.expiresAt - Date.now() + 500);
     assert.equal(await lab!.connect(LAB_ADDR.gw4), true, 'still open after the original expiry');
     assert.deepEqual((await fw.list()).map((r) => r.expiresAt), [later]);
@@ -113,6 +129,7 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
 
   it('two live grants for the same source and port hold separate elements; closing one keeps the other', async (t) => {
     if (!ready(t)) return;
+    await installed();
     const a = await fw.open(spec('g-a', `${LAB_ADDR.client4}/32`, 60_000));
     const b = await fw.open(spec('g-b', `${LAB_ADDR.client4}/32`, 60_000));
     assert.notEqual(a, b);
@@ -125,6 +142,7 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
 
   it('close removes many elements in one nft transaction, IPv4 and IPv6 together', async (t) => {
     if (!ready(t)) return;
+    await installed();
     const refs = [
       await fw.open(spec('g-1', `${LAB_ADDR.client4}/32`, 60_000)),
       await fw.open(spec('g-2', '192.0.2.7/32', 60_000)),
@@ -143,10 +161,11 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
 
   it('close of elements already gone (kernel-expired or deleted by hand) succeeds and removes the rest', async (t) => {
     if (!ready(t)) return;
+    await installed();
     const gone = await fw.open(spec('g-gone', '192.0.2.9/32', 60_000));
     const expired = await fw.open(spec('g-short', '192.0.2.10/32', 1000));
     const live = await fw.open(spec('g-live', `${LAB_ADDR.client4}/32`, 60_000));
-    nftIn(lab!.gw, ['delete', 'element', 'inet', 'portcullis', 'g4_0', '{ 192.0.2.9 . 0.0.0.0/0 . 3389 }']);
+    nftIn(lab!.gw, ['delete', 'element', 'inet', 'portcullis', 'g4_0', '{ 192.0.2.9 . 0.0.0.0/0 . tcp . 3389 }']);
     await sleep(1300);
     await fw.close([gone, expired, live]);
     assert.deepEqual(await fw.list(), []);
@@ -155,6 +174,7 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
 
   it('close never removes another grant that now holds the same key', async (t) => {
     if (!ready(t)) return;
+    await installed();
     const old = await fw.open(spec('g-old', `${LAB_ADDR.client4}/32`, 60_000));
     await fw.close([old]);
     const fresh = await fw.open(spec('g-new', `${LAB_ADDR.client4}/32`, 60_000));
@@ -167,8 +187,8 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     if (!ready(t)) return;
     await fw.init();
     const exp = Date.now() + 60_000;
-    nftIn(lab!.gw, ['-f', '-'], `add element inet portcullis g4_0 { ${LAB_ADDR.client4} . 0.0.0.0/0 . 3389 timeout 60s comment "portcullis grant=orphan-1 exp=${exp}" }\n` +
-      'add element inet portcullis g6_2 { 2001:db8::5 . ::/0 . 3389 timeout 60s }\n');
+    nftIn(lab!.gw, ['-f', '-'], `add element inet portcullis g4_0 { ${LAB_ADDR.client4} . 0.0.0.0/0 . tcp . 3389 timeout 60s comment "portcullis grant=orphan-1 exp=${exp}" }\n` +
+      'add element inet portcullis g6_2 { 2001:db8::5 . ::/0 . tcp . 3389 timeout 60s }\n');
     assert.equal(await lab!.connect(LAB_ADDR.gw4), true);
     const listed = await fw.list();
     const byGrant = listed.find((r) => r.grantIds[0] === 'orphan-1');
@@ -182,9 +202,10 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
 
   it('reconcile: an element deleted by hand is not in list()', async (t) => {
     if (!ready(t)) return;
+    await installed();
     await fw.open(spec('g-keep', '192.0.2.20/32', 60_000));
     const ref = await fw.open(spec('g-vanish', `${LAB_ADDR.client4}/32`, 60_000));
-    nftIn(lab!.gw, ['delete', 'element', 'inet', 'portcullis', ref.split(',')[0]!, `{ ${LAB_ADDR.client4} . 0.0.0.0/0 . 3389 }`]);
+    nftIn(lab!.gw, ['delete', 'element', 'inet', 'portcullis', ref.split(',')[0]!, `{ ${LAB_ADDR.client4} . 0.0.0.0/0 . tcp . 3389, ${LAB_ADDR.client4} . 0.0.0.0/0 . udp . 3389 }`]);
     assert.deepEqual((await fw.list()).map((r) => r.grantIds[0]), ['g-keep']);
   });
 
@@ -230,7 +251,7 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
   it('exposure scan reports a world-wide element in our own table, and fixExposure removes it', async (t) => {
     if (!ready(t)) return;
     await fw.init();
-    nftIn(lab!.gw, ['-f', '-'], 'add element inet portcullis g4_1 { 0.0.0.0/0 . 0.0.0.0/0 . 3389 timeout 60s comment "hand-made" }\n');
+    nftIn(lab!.gw, ['-f', '-'], 'add element inet portcullis g4_1 { 0.0.0.0/0 . 0.0.0.0/0 . tcp . 3389 timeout 60s comment "hand-made" }\n');
     assert.equal(await lab!.connect(LAB_ADDR.gw4), true);
     const found = await fw.scanExposure([3389]);
     assert.deepEqual(found.map((e) => [e.source, e.why]), [['0.0.0.0/0', 'world']]);
@@ -239,28 +260,66 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     assert.equal(await lab!.connect(LAB_ADDR.gw4), false);
   });
 
-  it('check() reports whether the table is present', async (t) => {
+  it('check() reports whether the gate is in place, live, naming what is missing', async (t) => {
     if (!ready(t)) return;
     assert.equal((await fw.check()).ok, false);
     await fw.init();
     const h = await fw.check();
     assert.equal(h.ok, true, h.detail);
     nftIn(lab!.gw, ['delete', 'table', 'inet', 'portcullis']);
-    assert.match((await fw.check()).detail, /missing/);
+    assert.match((await fw.check()).detail, /table inet portcullis missing/);
   });
 
-  it('rebuilds the baseline when someone deleted the table, then opens', async (t) => {
+  it('opens nothing before its gate is verified, nor after the table vanished; ensureGate restores it with the live grants', async (t) => {
     if (!ready(t)) return;
+    await assert.rejects(fw.open(spec('g-early', `${LAB_ADDR.client4}/32`, 60_000)), (e: { code?: string }) => e.code === 'FIREWALL_UNAVAILABLE');
     await fw.init();
+    const live = spec('g-live', `${LAB_ADDR.client4}/32`, 60_000);
+    await fw.open(live);
     nftIn(lab!.gw, ['delete', 'table', 'inet', 'portcullis']);
-    await fw.open(spec('g-rebuild', `${LAB_ADDR.client4}/32`, 60_000));
-    assert.equal((await fw.list()).length, 1);
-    assert.equal(await lab!.connect(LAB_ADDR.gw4), true);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), true, 'no table, no gate (what the sweep must repair)');
+    await assert.rejects(fw.open(spec('g-rebuild', '192.0.2.30/32', 60_000)), (e: { code?: string }) => e.code === 'FIREWALL_UNAVAILABLE');
+    const report = await fw.ensureGate(async () => [live]);
+    assert.deepEqual(report, { restored: true, missing: ['table inet portcullis'], putBack: 1 });
+    assert.deepEqual((await fw.list()).map((r) => [r.grantIds, r.expiresAt]), [[['g-live'], live.expiresAt]]);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), true, 'the live grant admits again');
+    await fw.open(spec('g-after', '192.0.2.30/32', 60_000));
+    assert.deepEqual(await fw.ensureGate(async () => [live]), { restored: false, missing: [], putBack: 0 });
+  });
+
+  it('an accept slipped into the gate chain, a changed hook or a retyped set is found and undone; an intact table is left alone', async (t) => {
+    if (!ready(t)) return;
+    const odd = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: lab!.gw }, {
+      targets: [{ id: 'lab', destinations: [LAB_ADDR.gw4, LAB_ADDR.gw6, '::102:304'], ports: [3389] }],
+    });
+    await odd.init();
+    assert.deepEqual(await odd.ensureGate(async () => []), { restored: false, missing: [], putBack: 0 }, 'nft\'s own spelling of an address is not a difference');
+    const live = { ...spec('g-keep', `${LAB_ADDR.client4}/32`, 60_000), targetId: 'lab' };
+    await odd.open(live);
+    const stranger = () => lab!.probe(LAB_ADDR.gw4, { from: LAB_ADDR.stranger4 });
+    for (const [what, script, part] of [
+      ['an accept rule', 'insert rule inet portcullis gate tcp dport 3389 accept\n', 'chain gate rules'],
+      ['a hook moved', 'delete chain inet portcullis input\nadd chain inet portcullis input { type filter hook input priority 100; policy accept; }\n', 'chain input'],
+    ] as const) {
+      nftIn(lab!.gw, ['-f', '-'], script);
+      const writes = odd.calls.write;
+      const r = await odd.ensureGate(async () => [live]);
+      assert.equal(r.restored, true, what);
+      assert.ok(r.missing.some((m) => m.startsWith(part)), `${what}: ${r.missing.join(', ')}`);
+      assert.equal(odd.calls.write - writes, 1, `${what}: one transaction`);
+      assert.equal(await stranger(), false, `${what}: closed again`);
+      assert.equal(await lab!.connect(LAB_ADDR.gw4), true, `${what}: the grant still admits`);
+    }
+    nftIn(lab!.gw, ['-f', '-'], 'flush chain inet portcullis gate\ndelete set inet portcullis g4_3\nadd set inet portcullis g4_3 { type ipv4_addr . inet_service; }\n');
+    const r = await odd.ensureGate(async () => [live]);
+    assert.ok(r.missing.includes('set g4_3 definition') && r.missing.includes('chain gate rules'), r.missing.join(', '));
+    assert.deepEqual((await odd.list()).map((x) => x.grantIds), [['g-keep']]);
+    assert.equal(await stranger(), false);
   });
 
   it('with a destination, guards only that address and refuses a source of the other family', async (t) => {
     if (!ready(t)) return;
-    const d = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: lab!.gw, destination: LAB_ADDR.gw4 });
+    const d = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: lab!.gw }, { destinations: [LAB_ADDR.gw4] });
     await d.init();
     assert.equal(await lab!.connect(LAB_ADDR.gw4), false);
     assert.equal(await lab!.connect(LAB_ADDR.gw6), true, 'the IPv6 address is not the guarded destination');
@@ -269,17 +328,21 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     assert.equal(await lab!.connect(LAB_ADDR.gw4), true);
   });
 
-  it('adapters of different destinations on one table each list (and so reconcile) only their own elements', async (t) => {
+  it('one table guards several targets by destination: a grant element names its own target\'s address', async (t) => {
     if (!ready(t)) return;
-    const a = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: lab!.gw, destination: LAB_ADDR.gw4 });
-    const b = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: lab!.gw, destination: '192.0.2.50' });
-    await a.open(spec('g-dest-a', `${LAB_ADDR.client4}/32`, 60_000));
-    await b.open(spec('g-dest-b', `${LAB_ADDR.client4}/32`, 60_000));
-    await fw.open(spec('g-any', `${LAB_ADDR.client4}/32`, 60_000));
-    assert.deepEqual((await a.list()).map((r) => r.grantIds[0]), ['g-dest-a']);
-    assert.deepEqual((await b.list()).map((r) => r.grantIds[0]), ['g-dest-b']);
-    assert.deepEqual((await fw.list()).map((r) => r.grantIds[0]), ['g-any']);
-    assert.notEqual(a.scope, b.scope);
+    const both = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: lab!.gw }, {
+      targets: [
+        { id: 'a', destinations: [LAB_ADDR.gw4], ports: [3389], protocols: ['tcp'] },
+        { id: 'b', destinations: ['192.0.2.50', '2001:db8::50'], ports: [3389], protocols: ['tcp'] },
+      ],
+    });
+    await both.init();
+    await both.open({ ...spec('g-dest-a', `${LAB_ADDR.client4}/32`, 60_000), targetId: 'a' });
+    await both.open({ ...spec('g-dest-b', `${LAB_ADDR.client4}/32`, 60_000), targetId: 'b' });
+    const daddrs = (set: string) => elements(lab!, set).map((e) => [e.elem.comment?.split(' ')[1], e.elem.val.concat[1]]).sort();
+    assert.deepEqual(daddrs('g4_0'), [['grant=g-dest-a', LAB_ADDR.gw4], ['grant=g-dest-b', '192.0.2.50']]);
+    await assert.rejects(both.open({ ...spec('g-c', `${LAB_ADDR.client4}/32`, 60_000), targetId: 'c' }), (e: { code?: string }) => e.code === 'INVALID_REQUEST');
+    assert.throws(() => createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, { targets: [{ id: 'a', ports: [3389] }, { id: 'b', destinations: ['192.0.2.1'], ports: [3389] }] }), (e: { code?: string }) => e.code === 'CONFIG_INVALID');
   });
 
   it('a missing namespace is FIREWALL_UNAVAILABLE, not an empty table', async (t) => {
@@ -296,6 +359,7 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     const code = `
       const { createNftablesAdapter } = await import(${JSON.stringify(adapterUrl)});
       const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: ${JSON.stringify(lab!.gw)} });
+      await fw.init();
       const ref = await fw.open({ grantId: 'g-killed', targetId: 'lab-gw', source: '${LAB_ADDR.client4}/32', port: 3389, protocol: 'tcp', expiresAt: ${expiresAt} });
       console.log(ref);
       setInterval(() => {}, 1000);`;

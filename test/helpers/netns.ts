@@ -1,5 +1,6 @@
-// A two-namespace lab for nft tests: a gateway with a TCP listener on 3389 and a client on a veth
-// pair (IPv4 and IPv6), plus a connect probe that runs inside the client namespace.
+// A two-namespace lab for nft tests: a gateway with TCP and UDP listeners on 3389 (answering on two
+// addresses per family, as two machines behind one gateway would) and a client on a veth pair, plus
+// a probe that runs inside the client namespace.
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
@@ -9,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 /** Every namespace made here starts with this and carries the creating pid, so leftovers can be told apart. */
 export const NETNS_PREFIX = 'pcnft-';
 
-export const LAB_ADDR = { gw4: '10.77.0.1', client4: '10.77.0.2', gw6: 'fd00:77::1', client6: 'fd00:77::2' } as const;
+export const LAB_ADDR = { gw4: '10.77.0.1', client4: '10.77.0.2', gw6: 'fd00:77::1', client6: 'fd00:77::2', other4: '10.77.0.11', other6: 'fd00:77::11', stranger4: '10.77.0.22', stranger6: 'fd00:77::22' } as const;
 
 /** Why namespace tests cannot run here, or undefined when they can. */
 export function netnsUnavailable(): string | undefined {
@@ -55,17 +56,34 @@ function alive(pid: number): boolean {
 
 const LISTENER = `
 const net = require('node:net');
+const dgram = require('node:dgram');
+const port = Number(process.argv[1]);
 const s = net.createServer((c) => { c.end('portcullis-lab\\n'); c.on('error', () => {}); });
-s.listen({ port: Number(process.argv[1]), host: '::', ipv6Only: false }, () => console.log('ready'));
+const u = dgram.createSocket({ type: 'udp6', ipv6Only: false });
+u.on('message', (m, r) => u.send(m, r.port, r.address));
+s.listen({ port, host: '::', ipv6Only: false }, () => u.bind(port, '::', () => console.log('ready')));
 `;
 
 // A long-lived prober in the client namespace: one node start, then one JSON line per connect attempt.
 const PROBER = `
 const net = require('node:net');
 const rl = require('node:readline').createInterface({ input: process.stdin });
+const dgram = require('node:dgram');
 rl.on('line', (line) => {
-  const { id, host, port, timeoutMs } = JSON.parse(line);
-  const s = net.connect({ host, port });
+  const { id, host, port, timeoutMs, proto, from } = JSON.parse(line);
+  if (proto === 'udp') {
+    // No connection in UDP: admitted means the echo came back in time.
+    const u = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    if (from) u.bind({ address: from });
+    let done = false;
+    const finish = (ok) => { if (done) return; done = true; clearTimeout(t); u.close(); console.log(JSON.stringify({ id, ok })); };
+    const t = setTimeout(() => finish(false), timeoutMs);
+    u.on('message', () => finish(true));
+    u.on('error', () => finish(false));
+    u.send('probe', port, host);
+    return;
+  }
+  const s = net.connect({ host, port, ...(from ? { localAddress: from } : {}) });
   let done = false;
   const finish = (ok) => { if (done) return; done = true; s.destroy(); console.log(JSON.stringify({ id, ok })); };
   s.setTimeout(timeoutMs, () => finish(false));
@@ -78,14 +96,21 @@ console.log(JSON.stringify({ ready: true }));
 export interface Lab {
   gw: string;
   client: string;
-  /** True when a TCP connect from the client namespace to host:port completes within timeoutMs. */
-  connect(host: string, port?: number, timeoutMs?: number): Promise<boolean>;
+  /** True when a TCP connect (or a UDP echo) from the client namespace to host:port completes within timeoutMs. */
+  connect(host: string, port?: number, timeoutMs?: number, proto?: 'tcp' | 'udp'): Promise<boolean>;
+  /** The same, from another source address of the client namespace (`LAB_ADDR.stranger4`: a source no grant names). */
+  probe(host: string, opts: { port?: number; timeoutMs?: number; proto?: 'tcp' | 'udp'; from?: string }): Promise<boolean>;
   destroy(): Promise<void>;
 }
 
-export async function createLab(ports: number[] = [3389]): Promise<Lab> {
+/** An id for `createLab({ id })`, known before the lab exists; its gateway namespace is `${id}-gw`. */
+export function labId(): string {
+  return `${NETNS_PREFIX}${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+export async function createLab(ports: number[] = [3389], opts: { id?: string } = {}): Promise<Lab> {
   removeLeftoverNamespaces();
-  const id = `${NETNS_PREFIX}${process.pid}-${randomBytes(3).toString('hex')}`;
+  const id = opts.id ?? labId();
   const gw = `${id}-gw`;
   const client = `${id}-cl`;
   const children: ChildProcessWithoutNullStreams[] = [];
@@ -108,6 +133,13 @@ export async function createLab(ports: number[] = [3389]): Promise<Lab> {
       run(['ip', '-n', ns, '-6', 'addr', 'add', `${a6}/64`, 'dev', dev, 'nodad']);
       run(['ip', '-n', ns, 'link', 'set', dev, 'up']);
     }
+    // A second client address per family: a source no grant names.
+    run(['ip', '-n', client, 'addr', 'add', `${LAB_ADDR.stranger4}/24`, 'dev', 'v1']);
+    // Deprecated (preferred_lft 0), so the kernel never picks it as the default IPv6 source; a bind still can.
+    run(['ip', '-n', client, '-6', 'addr', 'add', `${LAB_ADDR.stranger6}/64`, 'dev', 'v1', 'nodad', 'preferred_lft', '0']);
+    // A second address per family on the gateway: another machine behind the same gateway.
+    run(['ip', '-n', gw, 'addr', 'add', `${LAB_ADDR.other4}/24`, 'dev', 'v0']);
+    run(['ip', '-n', gw, '-6', 'addr', 'add', `${LAB_ADDR.other6}/64`, 'dev', 'v0', 'nodad', 'preferred_lft', '0']);
     for (const port of ports) {
       const l = spawn('ip', ['netns', 'exec', gw, process.execPath, '-e', LISTENER, String(port)]);
       children.push(l);
@@ -126,21 +158,25 @@ export async function createLab(ports: number[] = [3389]): Promise<Lab> {
       });
     });
     let seq = 0;
-    return {
+    const lab: Lab = {
       gw,
       client,
       destroy,
-      connect(host, port = 3389, timeoutMs = 700) {
+      connect(host, port = 3389, timeoutMs = 700, proto = 'tcp') {
+        return lab.probe(host, { port, timeoutMs, proto });
+      },
+      probe(host, { port = 3389, timeoutMs = 700, proto = 'tcp', from }) {
         const n = seq++;
         return new Promise<boolean>((resolve) => {
           pending.set(n, (ok) => {
             pending.delete(n);
             resolve(ok);
           });
-          prober.stdin.write(JSON.stringify({ id: n, host, port, timeoutMs }) + '\n');
+          prober.stdin.write(JSON.stringify({ id: n, host, port, timeoutMs, proto, from }) + '\n');
         });
       },
     };
+    return lab;
   } catch (e) {
     await destroy();
     throw e;
