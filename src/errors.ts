@@ -20,6 +20,13 @@ export type ErrorCode =
   | 'TOKEN_WRONG_AUDIENCE'
   | 'TOKEN_EXPIRED'
   | 'TOKEN_INVALID'
+  | 'TOKEN_NOT_ID_TOKEN'
+  | 'TOKEN_BAD_SUBJECT'
+  | 'TOKEN_WRONG_AZP'
+  | 'TOKEN_ISSUED_IN_FUTURE'
+  | 'TOKEN_LIFETIME_TOO_LONG'
+  | 'TOKEN_TOO_OLD'
+  | 'TOKEN_AUTH_TIME_IN_FUTURE'
   | 'LOGIN_FAILED'
   // authorization (403)
   | 'MFA_REQUIRED'
@@ -88,6 +95,13 @@ export function httpStatus(code: ErrorCode): number {
     case 'TOKEN_WRONG_AUDIENCE':
     case 'TOKEN_EXPIRED':
     case 'TOKEN_INVALID':
+    case 'TOKEN_NOT_ID_TOKEN':
+    case 'TOKEN_BAD_SUBJECT':
+    case 'TOKEN_WRONG_AZP':
+    case 'TOKEN_ISSUED_IN_FUTURE':
+    case 'TOKEN_LIFETIME_TOO_LONG':
+    case 'TOKEN_TOO_OLD':
+    case 'TOKEN_AUTH_TIME_IN_FUTURE':
     case 'LOGIN_FAILED':
       return 401;
     case 'MFA_REQUIRED':

@@ -56,6 +56,13 @@ export function exitCodeFor(code: string): ExitCode {
     case 'TOKEN_WRONG_AUDIENCE':
     case 'TOKEN_EXPIRED':
     case 'TOKEN_INVALID':
+    case 'TOKEN_NOT_ID_TOKEN':
+    case 'TOKEN_BAD_SUBJECT':
+    case 'TOKEN_WRONG_AZP':
+    case 'TOKEN_ISSUED_IN_FUTURE':
+    case 'TOKEN_LIFETIME_TOO_LONG':
+    case 'TOKEN_TOO_OLD':
+    case 'TOKEN_AUTH_TIME_IN_FUTURE':
     case 'LOGIN_FAILED':
     case 'MFA_REQUIRED':
     case 'MFA_TOO_OLD':

@@ -85,6 +85,12 @@ export const configSchema = z
         groupsClaim: z.string().min(1).default('groups'),
         /** Scopes asked at sign-in (web and CLI; the CLI adds offline_access). Add e.g. `groups` where the IdP releases groups only on request. */
         scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be an OAuth scope token')).default(['openid', 'profile', 'email']),
+        /** Leeway for the clocks of broker and IdP disagreeing: on exp, nbf, iat and auth_time. */
+        clockSkew: duration('oidc.clockSkew').default('60s'),
+        /** The longest ID token lifetime (exp − iat) accepted. */
+        maxTokenLifetime: duration('oidc.maxTokenLifetime').default('24h'),
+        /** Optional: refuse ID tokens issued longer ago than this, even before their exp (a bearer token outlives web logout). */
+        maxTokenAge: duration('oidc.maxTokenAge').optional(),
         mfa: z
           .strictObject({
             amr: z.array(z.string().min(1)).default(['mfa', 'otp', 'hwk', 'swk', 'sc']),
