@@ -130,6 +130,7 @@ export class Broker {
       closedAt: null,
       failure: null,
       requiredApprovals: 1,
+      callerIp: canonicalAddress(ctx.callerIp) ?? null,
     };
     const decision = this.decideRequest(principal, grant, source, ctx.channel, now);
     const base = { actor: principal.sub, grant: grant.id, target: grant.targetId, sourceIp: grant.source, port: grant.port, reason: grant.reason };
@@ -388,7 +389,7 @@ export class Broker {
       action: 'ApprovePort',
       principal: approver,
       target: { id: target.id, tags: target.tags, ports: target.ports },
-      context: buildPolicyContext({ principal: approver, durationMinutes: grant.durationSeconds / 60, port: grant.port, sourceIp: address!, sourcePrefixLength: Number(len), channel, reason: grant.reason, requester: grant.requester, now: this.clock(), timeZone: this.deps.limits.timeZone }),
+      context: buildPolicyContext({ principal: approver, durationMinutes: grant.durationSeconds / 60, port: grant.port, sourceIp: address!, sourcePrefixLength: Number(len), callerIp: grant.callerIp, channel, reason: grant.reason, requester: grant.requester, now: this.clock(), timeZone: this.deps.limits.timeZone }),
     });
   }
 
@@ -403,7 +404,7 @@ export class Broker {
         {
           principal,
           target: { id: target.id, tags: target.tags, ports: target.ports },
-          context: buildPolicyContext({ principal, durationMinutes: 0, port: target.ports[0]!, sourceIp: address, sourcePrefixLength: address.includes(':') ? 128 : 32, channel, reason: 'preview', now, timeZone: this.deps.limits.timeZone }),
+          context: buildPolicyContext({ principal, durationMinutes: 0, port: target.ports[0]!, sourceIp: address, sourcePrefixLength: address.includes(':') ? 128 : 32, callerIp: address, channel, reason: 'preview', now, timeZone: this.deps.limits.timeZone }),
         },
         { capMinutes, minMinutes: Math.ceil(this.deps.limits.minDurationSeconds / 60) },
       );
@@ -577,13 +578,13 @@ export class Broker {
   }
 
   /** OpenPort ⇒ allow, else RequestPort ⇒ approval, else deny; an engine failure refuses service, never allows. */
-  private decideRequest(principal: Principal, grant: Pick<Grant, 'targetId' | 'durationSeconds' | 'port' | 'reason'>, source: Pick<Source, 'address' | 'prefixLength'>, channel: Channel, now: number): RequestDecision {
+  private decideRequest(principal: Principal, grant: Pick<Grant, 'targetId' | 'durationSeconds' | 'port' | 'reason' | 'callerIp'>, source: Pick<Source, 'address' | 'prefixLength'>, channel: Channel, now: number): RequestDecision {
     const target = this.targets.get(grant.targetId)!;
     try {
       return decideRequest(this.deps.policy(), {
         principal,
         target: { id: target.id, tags: target.tags, ports: target.ports },
-        context: buildPolicyContext({ principal, durationMinutes: grant.durationSeconds / 60, port: grant.port, sourceIp: source.address, sourcePrefixLength: source.prefixLength, channel, reason: grant.reason, now, timeZone: this.deps.limits.timeZone }),
+        context: buildPolicyContext({ principal, durationMinutes: grant.durationSeconds / 60, port: grant.port, sourceIp: source.address, sourcePrefixLength: source.prefixLength, callerIp: grant.callerIp, channel, reason: grant.reason, now, timeZone: this.deps.limits.timeZone }),
       });
     } catch (e) {
       throw new PortcullisError('POLICY_UNAVAILABLE', 'the policy engine could not decide; nothing was opened', { cause: e });

@@ -2,7 +2,7 @@
 // they authenticate, call one use case and shape the answer.
 import express, { type Request, type Router } from 'express';
 import type { Broker } from '../broker/broker.ts';
-import { canonicalAddress } from '../broker/source.ts';
+import { canonicalAddress, forwardedAddress } from '../broker/source.ts';
 import { formatDuration } from '../config/duration.ts';
 import type { Grant, GrantId, Principal } from '../broker/types.ts';
 import type { TargetConfig } from '../config/schema.ts';
@@ -241,10 +241,19 @@ function apiRouter(deps: HttpDeps): Router {
   return r;
 }
 
-/** The caller's address after `trustProxy`, IPv4-mapped IPv6 unwrapped. */
+/**
+ * The caller's address after `trustProxy`, IPv4-mapped IPv6 unwrapped. An address a trusted proxy forwarded must be
+ * one plain address: CIDR text or a zone id there is refused, never trimmed into something the rule would admit.
+ */
 export function callerIp(req: Request): string {
-  const ip = req.ip ?? req.socket.remoteAddress ?? '';
-  return canonicalAddress(ip) ?? ip;
+  const socket = req.socket.remoteAddress ?? '';
+  const ip = req.ip ?? socket;
+  if (ip === socket) return canonicalAddress(ip) ?? ip;
+  const forwarded = forwardedAddress(ip);
+  if (forwarded === undefined) {
+    throw new PortcullisError('INVALID_SOURCE_IP', 'X-Forwarded-For names something other than one IP address', { field: 'X-Forwarded-For' });
+  }
+  return forwarded;
 }
 
 export function channelOf(deps: Pick<HttpDeps, 'cliClientId'>, p: Principal): Grant['channel'] {

@@ -345,6 +345,7 @@ function toRow(g: Grant): GrantsTable {
     closed_at: g.closedAt,
     failure: g.failure,
     required_approvals: g.requiredApprovals,
+    caller_ip: g.callerIp ?? null,
   };
 }
 
@@ -384,5 +385,6 @@ function fromRow(r: GrantsTable): Grant {
     closedAt: num(r.closed_at),
     failure: r.failure,
     requiredApprovals: Number(r.required_approvals ?? 1),
+    callerIp: r.caller_ip ?? null,
   };
 }
