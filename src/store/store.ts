@@ -385,6 +385,6 @@ function fromRow(r: GrantsTable): Grant {
     closedAt: num(r.closed_at),
     failure: r.failure,
     requiredApprovals: Number(r.required_approvals ?? 1),
-    callerIp: r.caller_ip ?? null,
+    ...(r.caller_ip ? { callerIp: r.caller_ip } : {}),
   };
 }
