@@ -7,7 +7,7 @@ import { createTokenVerifier } from '../../src/identity/tokens.ts';
 import { decodeJwt, generateKeyPair, SignJWT } from 'jose';
 import { MFA_ACR, resignWithForeignKey, startTestIdp, tamperPayload, type TestIdp } from '../helpers/idp.ts';
 
-function oidcConfig(issuer: string, patch: Partial<Config['oidc']> = {}): Config['oidc'] {
+function oidcConfig(issuer: string, patch: { [K in keyof Config['oidc']]?: unknown } = {}): Config['oidc'] {
   const cfg = configSchema.parse({
     oidc: {
       issuer,
