@@ -28,7 +28,6 @@ export interface TokenVerifierOptions {
 // should not sign everyone out at once, but keys it may have withdrawn meanwhile must not be trusted for ever.
 const STALE_KEYS_MS = 60 * 60_000;
 
-
 // Asymmetric only: an HS* token would be "signed" with a secret the broker shares with the IdP,
 // and `none` is not a signature at all.
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
@@ -51,8 +50,9 @@ export function createTokenVerifier(oidc: OidcConfig, opts: TokenVerifierOptions
 
   let keys: { jwks: ReturnType<typeof createRemoteJWKSet>; at: number; uri: string } | undefined;
   let inflight: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
-  /** The keys of the last successful JWKS fetch, for an IdP outage. */
-  let lastGood: { set: ReturnType<typeof createLocalJWKSet>; at: number } | undefined;
+  /** When a key last came from the IdP's set; the remote set keeps those keys when a later fetch fails. */
+  let lastGoodAt: number | undefined;
+  let fallback: { from: ReturnType<typeof createRemoteJWKSet>; set: ReturnType<typeof createLocalJWKSet> } | undefined;
 
   async function keySet(): Promise<ReturnType<typeof createRemoteJWKSet>> {
     if (keys && Date.now() - keys.at < metadataTtl) return keys.jwks;
@@ -83,15 +83,17 @@ export function createTokenVerifier(oidc: OidcConfig, opts: TokenVerifierOptions
     }
     try {
       const key = await remote(header, token);
-      const served = remote.jwks();
-      if (served) lastGood = { set: createLocalJWKSet(served), at: Date.now() };
+      lastGoodAt = Date.now();
+      fallback = undefined;
       return key;
     } catch (e) {
-      if (isKeyProblem(e) || !stale()) throw e;
-      return lastGood!.set(header, token);
+      const served = isKeyProblem(e) || !stale() ? undefined : remote.jwks();
+      if (!served) throw e;
+      if (fallback?.from !== remote) fallback = { from: remote, set: createLocalJWKSet(served) };
+      return fallback.set(header, token);
     }
   };
-  const stale = () => lastGood !== undefined && Date.now() - lastGood.at < STALE_KEYS_MS;
+  const stale = () => lastGoodAt !== undefined && Date.now() - lastGoodAt < STALE_KEYS_MS;
 
   return {
     async verify(idToken) {
