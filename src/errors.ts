@@ -20,6 +20,13 @@ export type ErrorCode =
   | 'TOKEN_WRONG_AUDIENCE'
   | 'TOKEN_EXPIRED'
   | 'TOKEN_INVALID'
+  | 'TOKEN_NOT_ID_TOKEN'
+  | 'TOKEN_BAD_SUBJECT'
+  | 'TOKEN_WRONG_AZP'
+  | 'TOKEN_ISSUED_IN_FUTURE'
+  | 'TOKEN_LIFETIME_TOO_LONG'
+  | 'TOKEN_TOO_OLD'
+  | 'TOKEN_AUTH_TIME_IN_FUTURE'
   | 'LOGIN_FAILED'
   // authorization (403)
   | 'MFA_REQUIRED'
@@ -135,6 +142,13 @@ export const ERRORS = {
   TOKEN_WRONG_AUDIENCE: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
   TOKEN_EXPIRED: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
   TOKEN_INVALID: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+  TOKEN_NOT_ID_TOKEN: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+  TOKEN_BAD_SUBJECT: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+  TOKEN_WRONG_AZP: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+  TOKEN_ISSUED_IN_FUTURE: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+  TOKEN_LIFETIME_TOO_LONG: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+  TOKEN_TOO_OLD: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
+  TOKEN_AUTH_TIME_IN_FUTURE: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
   LOGIN_FAILED: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
 
   MFA_REQUIRED: { status: 403, exit: EXIT.AUTH, hint: (p) => `sign in again and complete the second factor (MFA) at the identity provider: portcullis login${p}` },

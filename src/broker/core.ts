@@ -130,14 +130,14 @@ export class BrokerCore {
   }
 
   /** OpenPort ⇒ allow, else RequestPort ⇒ approval, else deny; an engine failure refuses service, never allows. */
-  decideRequest(principal: Principal, grant: Pick<Grant, 'targetId' | 'durationSeconds' | 'port' | 'reason'>, source: Pick<Source, 'address' | 'prefixLength'>, channel: Channel, now: number): RequestDecision {
+  decideRequest(principal: Principal, grant: Pick<Grant, 'targetId' | 'durationSeconds' | 'port' | 'reason' | 'callerIp'>, source: Pick<Source, 'address' | 'prefixLength'>, channel: Channel, now: number): RequestDecision {
     const target = this.targets.get(grant.targetId);
     if (!target) return { outcome: 'deny', policyIds: [], errors: ['unknown target'] };
     try {
       return decideRequest(this.deps.policy(), {
         principal,
         target: { id: target.id, tags: target.tags, ports: target.ports },
-        context: buildPolicyContext({ principal, durationMinutes: grant.durationSeconds / 60, port: grant.port, sourceIp: source.address, sourcePrefixLength: source.prefixLength, channel, reason: grant.reason, now, timeZone: this.limits.timeZone }),
+        context: buildPolicyContext({ principal, durationMinutes: grant.durationSeconds / 60, port: grant.port, sourceIp: source.address, sourcePrefixLength: source.prefixLength, callerIp: grant.callerIp, channel, reason: grant.reason, now, timeZone: this.limits.timeZone }),
       });
     } catch (e) {
       throw new PortcullisError('POLICY_UNAVAILABLE', 'the policy engine could not decide; nothing was opened', { cause: e });
@@ -152,7 +152,7 @@ export class BrokerCore {
       action: 'ApprovePort',
       principal: approver,
       target: { id: target.id, tags: target.tags, ports: target.ports },
-      context: buildPolicyContext({ principal: approver, durationMinutes: grant.durationSeconds / 60, port: grant.port, sourceIp: address!, sourcePrefixLength: Number(len), channel, reason: grant.reason, requester: grant.requester, now: this.clock(), timeZone: this.limits.timeZone }),
+      context: buildPolicyContext({ principal: approver, durationMinutes: grant.durationSeconds / 60, port: grant.port, sourceIp: address!, sourcePrefixLength: Number(len), callerIp: grant.callerIp, channel, reason: grant.reason, requester: grant.requester, now: this.clock(), timeZone: this.limits.timeZone }),
     });
   }
 

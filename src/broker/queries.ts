@@ -42,7 +42,7 @@ export function durationLimit(core: BrokerCore, principal: Principal, targetId: 
       {
         principal,
         target: { id: target.id, tags: target.tags, ports: target.ports },
-        context: buildPolicyContext({ principal, durationMinutes: 0, port: target.ports[0]!, sourceIp: address, sourcePrefixLength: address.includes(':') ? 128 : 32, channel, reason: 'preview', now: core.clock(), timeZone: core.limits.timeZone }),
+        context: buildPolicyContext({ principal, durationMinutes: 0, port: target.ports[0]!, sourceIp: address, sourcePrefixLength: address.includes(':') ? 128 : 32, callerIp: address, channel, reason: 'preview', now: core.clock(), timeZone: core.limits.timeZone }),
       },
       { capMinutes, minMinutes: Math.ceil(core.limits.minDurationSeconds / 60) },
     );

@@ -8,7 +8,7 @@ import type { FirewallAdapter } from '../firewall/port.ts';
 import { errorFields } from '../log.ts';
 import type { Channel, Grant, GrantId, Principal, TargetId } from '../domain/index.ts';
 import type { BrokerCore } from './core.ts';
-import { parseSource } from './source.ts';
+import { canonicalAddress, parseSource } from './source.ts';
 import { validateRequest, type AccessRequestInput } from './validate.ts';
 
 export interface RequestContext {
@@ -57,6 +57,7 @@ export async function requestAccess(core: BrokerCore, principal: Principal, inpu
     closedAt: null,
     failure: null,
     requiredApprovals: 1,
+    callerIp: canonicalAddress(ctx.callerIp) ?? null,
   };
   const decision = core.decideRequest(principal, grant, source, ctx.channel, now);
   const base = { actor: principal.sub, grant: grant.id, target: grant.targetId, sourceIp: grant.source, port: grant.port, reason: grant.reason };

@@ -1,6 +1,6 @@
 // Source addresses: parse, canonicalise and bound the CIDR a rule may admit (invariant 2).
 import { PortcullisError } from '../errors.ts';
-import { addressText, bitsOf, hasHostBits, parseAddress, readCidr, type Address } from '../net/cidr.ts';
+import { addressText, bitsOf, hasHostBits, notASource, parseAddress, readCidr, type Address } from '../net/cidr.ts';
 
 export interface Source {
   /** Canonical CIDR, e.g. 198.51.100.7/32 or 2001:db8::1/128. */
@@ -21,11 +21,30 @@ export function canonicalAddress(ip: string): string | undefined {
   return callerAddress(ip)?.text;
 }
 
-/** A zone id is dropped; an IPv4-mapped address (in any spelling) is read as the IPv4 address it carries. */
+/**
+ * The socket's address: a zone id is dropped only where one belongs (IPv6 link-local, `fe80::1%eth0`); an IPv4-mapped
+ * address (in any spelling) is read as the IPv4 address it carries.
+ */
 function callerAddress(ip: string): Address | undefined {
-  const a = parseAddress(ip.replace(/%.*$/, ''));
+  const zone = ip.indexOf('%');
+  const a = zone < 0 ? sourceAddress(ip) : sourceAddress(ip.slice(0, zone));
+  if (zone >= 0 && !(a?.family === 6 && a.value >> 118n === 0x3fan)) return undefined;
+  return a;
+}
+
+/** An address as a person writes it: no zone id (`10.0.0.1%eth0` is refused, not trimmed); IPv4-mapped read as IPv4. */
+function sourceAddress(ip: string): Address | undefined {
+  const a = parseAddress(ip);
   if (a?.family === 6 && a.value >> 32n === 0xffffn) return parseAddress(addressText(a.value & 0xffffffffn, 4));
   return a;
+}
+
+/**
+ * The address a forwarding proxy reported (X-Forwarded-For as trusted by server.trustProxy): one plain address, never
+ * a CIDR and never with a zone id, since it becomes the default source of a rule.
+ */
+export function forwardedAddress(ip: string): string | undefined {
+  return sourceAddress(ip)?.text;
 }
 
 /**
@@ -36,7 +55,7 @@ export function parseSource(text: string, limits: SourceLimits, field = 'sourceI
   if (typeof text !== 'string' || text.length === 0 || text.length > 64) {
     throw new PortcullisError('INVALID_SOURCE_IP', 'sourceIp must be an IPv4 or IPv6 address', { field });
   }
-  const parts = readCidr(text.trim(), callerAddress);
+  const parts = readCidr(text.trim(), sourceAddress);
   if (parts === undefined) {
     throw new PortcullisError('INVALID_SOURCE_IP', `sourceIp "${truncate(text)}" is not an IPv4 or IPv6 address or CIDR`, { field });
   }
@@ -55,6 +74,10 @@ export function parseSource(text: string, limits: SourceLimits, field = 'sourceI
   }
   if (hasHostBits(value, family, prefixLength)) {
     throw new PortcullisError('INVALID_SOURCE_IP', `sourceIp ${address}/${prefixLength} has host bits set; give the network address`, { field });
+  }
+  const special = notASource({ family, network: value, prefix: prefixLength });
+  if (special !== undefined) {
+    throw new PortcullisError('INVALID_SOURCE_IP', `sourceIp ${address}/${prefixLength} is or contains ${special}, which no connection comes from`, { field });
   }
   return { cidr: `${address}/${prefixLength}`, address, prefixLength, family };
 }

@@ -1,7 +1,7 @@
 // The one typed configuration of Portcullis: every key, its default and its checks live here.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseAddress } from '../net/cidr.ts';
+import { cidrOverlaps, parseAddress, parseCidr, readCidr, type Cidr } from '../net/cidr.ts';
 import { parseDuration } from './duration.ts';
 
 const duration = (what: string) =>
@@ -97,11 +97,19 @@ export const configSchema = z
         groupsClaim: z.string().min(1).default('groups'),
         /** Scopes asked at sign-in (web and CLI; the CLI adds offline_access). Add e.g. `groups` where the IdP releases groups only on request. */
         scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be an OAuth scope token')).default(['openid', 'profile', 'email']),
+        /** Leeway for the clocks of broker and IdP disagreeing: on exp, nbf, iat and auth_time. */
+        clockSkew: duration('oidc.clockSkew').default('60s'),
+        /** The longest ID token lifetime (exp − iat) accepted. */
+        maxTokenLifetime: duration('oidc.maxTokenLifetime').default('24h'),
+        /** Optional: refuse ID tokens issued longer ago than this, even before their exp (a bearer token outlives web logout). */
+        maxTokenAge: duration('oidc.maxTokenAge').optional(),
         mfa: z
           .strictObject({
             amr: z.array(z.string().min(1)).default(['mfa', 'otp', 'hwk', 'swk', 'sc']),
             acr: z.array(z.string().min(1)).default([]),
             maxAge: duration('oidc.mfa.maxAge').default('12h'),
+            /** Counts amr values RFC 8176 does not define as a second factor (pwd, pin, kba, custom values) as MFA. */
+            dangerouslyAllowNonMfaAmr: z.boolean().default(false),
           })
           .prefault({}),
       })
@@ -197,18 +205,82 @@ export const configSchema = z
     if (Array.isArray(c.oidc.scopes) && !c.oidc.scopes.includes('openid')) {
       ctx.addIssue({ code: 'custom', path: ['oidc', 'scopes'], message: 'must include openid' });
     }
+    const notMfa = c.oidc.mfa.amr.filter((v) => !RFC8176_SECOND_FACTORS.has(v));
+    if (notMfa.length > 0 && !c.oidc.mfa.dangerouslyAllowNonMfaAmr) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['oidc', 'mfa', 'amr'],
+        message: `lists ${notMfa.length === 1 ? 'a value' : 'values'} that RFC 8176 does not define as a second factor (${notMfa.map((v) => JSON.stringify(v.slice(0, 20))).join(', ')}): a sign-in with only that would count as MFA; use ${[...RFC8176_SECOND_FACTORS].join(', ')}, or set oidc.mfa.dangerouslyAllowNonMfaAmr: true if your IdP really means a second factor by it`,
+      });
+    }
     if (c.oidc.mfa.amr.length === 0 && c.oidc.mfa.acr.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['oidc', 'mfa'], message: 'needs at least one amr or acr value: MFA cannot be switched off' });
     }
     if (c.dev.embeddedIdp && typeof c.server.listen === 'string' && !isLoopbackHost(c.server.listen.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''))) {
       ctx.addIssue({ code: 'custom', path: ['dev', 'embeddedIdp'], message: 'is allowed only when server.listen is a loopback address' });
     }
+    if (c.server.publicUrl !== undefined && URL.canParse(c.server.publicUrl)) {
+      const u = new URL(c.server.publicUrl);
+      const loopback = isLoopbackHost(u.hostname.replace(/^\[|\]$/g, ''));
+      // Behind a proxy the broker listens on loopback while the world reaches it at publicUrl: the demo users of the
+      // development IdP would be everyone's to sign in as.
+      if (c.dev.embeddedIdp && !loopback) {
+        ctx.addIssue({ code: 'custom', path: ['server', 'publicUrl'], message: 'must be a loopback URL while dev.embeddedIdp is true: the development IdP and its demo users must not be reachable from elsewhere' });
+      }
+      if (!['http:', 'https:'].includes(u.protocol)) {
+        ctx.addIssue({ code: 'custom', path: ['server', 'publicUrl'], message: 'must be an https:// URL' });
+      } else if (u.protocol === 'http:' && !loopback) {
+        ctx.addIssue({ code: 'custom', path: ['server', 'publicUrl'], message: 'uses http:// on a non-loopback host: session cookies and sign-in codes would cross the network in clear; use https://' });
+      }
+    }
+    checkTrustProxy(c.server.trustProxy, ctx);
     try {
       new Intl.DateTimeFormat('en-US', { timeZone: c.policy.timeZone });
     } catch {
       ctx.addIssue({ code: 'custom', path: ['policy', 'timeZone'], message: `unknown time zone "${c.policy.timeZone}"` });
     }
   });
+
+// RFC 8176 §2 methods that are, or include, a factor beyond a password: multiple factors or channels, one-time codes,
+// possession of a key, a device or a phone, and biometrics. Not here: pwd, pin, kba (knowledge), geo, rba, user, wia
+// (no second factor by themselves) and anything outside the registry.
+const RFC8176_SECOND_FACTORS = new Set(['mfa', 'mca', 'otp', 'sms', 'tel', 'hwk', 'swk', 'sc', 'pop', 'fpt', 'face', 'iris', 'retina', 'vbm']);
+
+// Address space no client on the internet has: loopback, private, shared (CGNAT), link-local, unique local. A trusted
+// proxy there is one of ours; trusting public space lets whoever sits there pick any caller address.
+const NON_PUBLIC = ['127.0.0.0/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '::1/128', 'fc00::/7', 'fe80::/10'].map((t) => parseCidr(t)!);
+/** A trusted proxy fleet in public space (a CDN's ranges) is narrower than this per entry, and in total. */
+const PUBLIC_TRUST = { ipv4: 16, ipv6: 32, totalIpv4: 2n ** 20n, totalIpv6: 2n ** 100n };
+
+function inside(c: Cidr, outer: Cidr): boolean {
+  return c.family === outer.family && c.prefix >= outer.prefix && cidrOverlaps(c, outer);
+}
+
+/**
+ * server.trustProxy: every entry believed in X-Forwarded-For lets its holder choose the caller address, which becomes
+ * the source of a rule. Private space is fine; public space only in narrow blocks (a CDN's ranges), never /0 or halves.
+ */
+function checkTrustProxy(list: readonly string[], ctx: z.RefinementCtx): void {
+  let public4 = 0n;
+  let public6 = 0n;
+  list.forEach((text, i) => {
+    const parts = readCidr(text);
+    if (!parts) return;
+    const c: Cidr = { family: parts.address.family, network: parts.address.value, prefix: parts.prefix };
+    if (NON_PUBLIC.some((n) => inside(c, n))) return;
+    const widest = c.family === 4 ? PUBLIC_TRUST.ipv4 : PUBLIC_TRUST.ipv6;
+    if (c.prefix < widest) {
+      ctx.addIssue({ code: 'custom', path: ['server', 'trustProxy', i], message: `covers public address space wider than /${widest}: any client there could choose its own source address through X-Forwarded-For` });
+      return;
+    }
+    const size = 1n << BigInt((c.family === 4 ? 32 : 128) - c.prefix);
+    if (c.family === 4) public4 += size;
+    else public6 += size;
+  });
+  if (public4 > PUBLIC_TRUST.totalIpv4 || public6 > PUBLIC_TRUST.totalIpv6) {
+    ctx.addIssue({ code: 'custom', path: ['server', 'trustProxy'], message: 'trusts more public address space in total than a proxy fleet needs: clients there could choose their own source address' });
+  }
+}
 
 export type Config = z.output<typeof configSchema>;
 export type TargetConfig = Config['targets'][number];

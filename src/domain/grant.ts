@@ -53,6 +53,8 @@ export interface Grant {
   failure: string | null;
   /** Approvals needed before a pending grant opens (N of the approvers). */
   requiredApprovals: number;
+  /** The address the request came from (after trustProxy), for policy re-checks; null for grants recorded before it was kept. */
+  callerIp?: string | null;
 }
 
 export interface Approval {

@@ -2,7 +2,7 @@
 // they authenticate, call one use case and shape the answer.
 import express, { type ErrorRequestHandler, type Request, type Router } from 'express';
 import type { Broker } from '../broker/broker.ts';
-import { canonicalAddress } from '../broker/source.ts';
+import { canonicalAddress, forwardedAddress } from '../broker/source.ts';
 import { formatDuration } from '../config/duration.ts';
 import type { Grant, GrantId, Principal } from '../domain/index.ts';
 import type { TargetConfig } from '../config/schema.ts';
@@ -34,7 +34,7 @@ export interface HttpDeps {
   ready?: () => Promise<Record<string, { ok: boolean; detail: string }>>;
 }
 
-const AUTH_CODES = new Set(['AUTH_REQUIRED', 'TOKEN_MALFORMED', 'TOKEN_BAD_SIGNATURE', 'TOKEN_WRONG_ISSUER', 'TOKEN_WRONG_AUDIENCE', 'TOKEN_EXPIRED', 'TOKEN_INVALID', 'MFA_REQUIRED', 'MFA_TOO_OLD']);
+const AUTH_CODES = new Set(['AUTH_REQUIRED', 'TOKEN_MALFORMED', 'TOKEN_BAD_SIGNATURE', 'TOKEN_WRONG_ISSUER', 'TOKEN_WRONG_AUDIENCE', 'TOKEN_EXPIRED', 'TOKEN_INVALID', 'TOKEN_NOT_ID_TOKEN', 'TOKEN_BAD_SUBJECT', 'TOKEN_WRONG_AZP', 'TOKEN_ISSUED_IN_FUTURE', 'TOKEN_LIFETIME_TOO_LONG', 'TOKEN_TOO_OLD', 'TOKEN_AUTH_TIME_IN_FUTURE', 'MFA_REQUIRED', 'MFA_TOO_OLD']);
 
 export function createHttpApp(deps: HttpDeps): express.Express {
   const app = express();
@@ -232,10 +232,19 @@ function errorHandler(log: Logger): ErrorRequestHandler {
   };
 }
 
-/** The caller's address after `trustProxy`, IPv4-mapped IPv6 unwrapped. */
+/**
+ * The caller's address after `trustProxy`, IPv4-mapped IPv6 unwrapped. An address a trusted proxy forwarded must be
+ * one plain address: CIDR text or a zone id there is refused, never trimmed into something the rule would admit.
+ */
 export function callerIp(req: Request): string {
-  const ip = req.ip ?? req.socket.remoteAddress ?? '';
-  return canonicalAddress(ip) ?? ip;
+  const socket = req.socket.remoteAddress ?? '';
+  const ip = req.ip ?? socket;
+  if (ip === socket) return canonicalAddress(ip) ?? ip;
+  const forwarded = forwardedAddress(ip);
+  if (forwarded === undefined) {
+    throw new PortcullisError('INVALID_SOURCE_IP', 'X-Forwarded-For names something other than one IP address', { field: 'X-Forwarded-For' });
+  }
+  return forwarded;
 }
 
 export function channelOf(deps: Pick<HttpDeps, 'cliClientId'>, p: Principal): Grant['channel'] {

@@ -1,9 +1,10 @@
-// Verifies bearer OIDC ID tokens: issuer discovery, JWKS signature, iss/aud/exp, then the MFA rule.
-import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+// Verifies bearer OIDC ID tokens: issuer discovery, JWKS signature, iss/aud/exp, the strict claim checks, then the MFA rule.
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { parseDuration } from '../config/duration.ts';
 import type { Principal, UserId } from '../domain/index.ts';
 import type { Config } from '../config/schema.ts';
 import { PortcullisError, isPortcullisError } from '../errors.ts';
-import { groupsAt, optionalString } from './claims.ts';
+import { assertIdTokenClaims, groupsAt, optionalString } from './claims.ts';
 import { fetchIssuerMetadata } from './discovery.ts';
 import { assertMfa, mfaFacts } from './mfa.ts';
 import type { TokenVerifier } from './port.ts';
@@ -15,11 +16,17 @@ export interface TokenVerifierOptions {
   clientIds?: string[];
   /** Milliseconds since epoch; injected by tests to move the clock. */
   now?: () => number;
-  /** Seconds of leeway on exp/iat/nbf for clock skew between broker and IdP. */
+  /** Seconds of leeway on exp/iat/nbf/auth_time for clock skew between broker and IdP; defaults to oidc.clockSkew. */
   clockToleranceSeconds?: number;
   /** How long a fetched discovery document is reused. */
   metadataTtlMs?: number;
+  /** How long fetched keys are used before they are fetched again (jose's cacheMaxAge); tests shorten it. */
+  keysTtlMs?: number;
 }
+
+// While the IdP cannot be reached, the keys fetched last keep verifying tokens for this long: an outage of the IdP
+// should not sign everyone out at once, but keys it may have withdrawn meanwhile must not be trusted for ever.
+const STALE_KEYS_MS = 60 * 60_000;
 
 // Asymmetric only: an HS* token would be "signed" with a secret the broker shares with the IdP,
 // and `none` is not a signature at all.
@@ -31,18 +38,28 @@ export function createTokenVerifier(oidc: OidcConfig, opts: TokenVerifierOptions
   const clientIds = opts.clientIds ?? [oidc.clients.web?.id, oidc.clients.cli?.id].filter((x): x is string => !!x);
   if (clientIds.length === 0) throw new PortcullisError('CONFIG_INVALID', 'no OIDC client id is configured', { field: 'oidc.clients' });
   const now = opts.now ?? Date.now;
-  const tolerance = opts.clockToleranceSeconds ?? 30;
+  const tolerance = opts.clockToleranceSeconds ?? seconds(oidc.clockSkew, 'oidc.clockSkew');
+  const limits = {
+    clockSkewSeconds: tolerance,
+    maxLifetimeSeconds: seconds(oidc.maxTokenLifetime, 'oidc.maxTokenLifetime'),
+    maxAgeSeconds: oidc.maxTokenAge === undefined ? undefined : seconds(oidc.maxTokenAge, 'oidc.maxTokenAge'),
+    clientIds,
+  };
   const metadataTtl = opts.metadataTtlMs ?? 10 * 60_000;
+  const keysTtl = opts.keysTtlMs ?? 10 * 60_000;
 
   let keys: { jwks: ReturnType<typeof createRemoteJWKSet>; at: number; uri: string } | undefined;
   let inflight: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+  /** When a key last came from the IdP's set; the remote set keeps those keys when a later fetch fails. */
+  let lastGoodAt: number | undefined;
+  let fallback: { from: ReturnType<typeof createRemoteJWKSet>; set: ReturnType<typeof createLocalJWKSet> } | undefined;
 
   async function keySet(): Promise<ReturnType<typeof createRemoteJWKSet>> {
     if (keys && Date.now() - keys.at < metadataTtl) return keys.jwks;
     // One discovery at a time; a failed one is forgotten so the next request retries.
     inflight ??= fetchIssuerMetadata(issuer!)
       .then((meta) => {
-        const jwks = keys?.uri === meta.jwks_uri ? keys.jwks : createRemoteJWKSet(new URL(meta.jwks_uri), { timeoutDuration: 5000, cooldownDuration: 30_000 });
+        const jwks = keys?.uri === meta.jwks_uri ? keys.jwks : createRemoteJWKSet(new URL(meta.jwks_uri), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: keysTtl });
         keys = { jwks, at: Date.now(), uri: meta.jwks_uri };
         return jwks;
       })
@@ -51,6 +68,32 @@ export function createTokenVerifier(oidc: OidcConfig, opts: TokenVerifierOptions
       });
     return inflight;
   }
+
+  /**
+   * The remote key set, or while the IdP is unreachable the keys it served last (a kid not among them still fails:
+   * nothing unknown is trusted). Token problems (no such kid within the cool-down, bad JWK) pass through.
+   */
+  const resolveKey: JWTVerifyGetKey = async (header, token) => {
+    let remote: ReturnType<typeof createRemoteJWKSet>;
+    try {
+      remote = await keySet();
+    } catch (e) {
+      if (!keys || !stale()) throw e;
+      remote = keys.jwks;
+    }
+    try {
+      const key = await remote(header, token);
+      lastGoodAt = Date.now();
+      fallback = undefined;
+      return key;
+    } catch (e) {
+      const served = isKeyProblem(e) || !stale() ? undefined : remote.jwks();
+      if (!served) throw e;
+      if (fallback?.from !== remote) fallback = { from: remote, set: createLocalJWKSet(served) };
+      return fallback.set(header, token);
+    }
+  };
+  const stale = () => lastGoodAt !== undefined && Date.now() - lastGoodAt < STALE_KEYS_MS;
 
   return {
     async verify(idToken) {
@@ -67,10 +110,10 @@ export function createTokenVerifier(oidc: OidcConfig, opts: TokenVerifierOptions
       if (unverified.iss !== issuer) {
         throw new PortcullisError('TOKEN_WRONG_ISSUER', 'the token was issued by another identity provider', { details: { expected: issuer } });
       }
-      const jwks = await keySet();
       let payload: JWTPayload;
+      let header: JWTHeaderParameters;
       try {
-        ({ payload } = await jwtVerify(idToken, jwks, {
+        ({ payload, protectedHeader: header } = await jwtVerify(idToken, resolveKey, {
           issuer,
           audience: clientIds,
           algorithms: ALGORITHMS,
@@ -84,9 +127,10 @@ export function createTokenVerifier(oidc: OidcConfig, opts: TokenVerifierOptions
       // With several audiences, azp names the client the token was issued to (OIDC Core §3.1.3.7).
       const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
       const azp = optionalString(payload.azp);
-      if (aud.length > 1 && (azp === undefined || !clientIds.includes(azp))) {
+      if (aud.length > 1 && azp === undefined) {
         throw new PortcullisError('TOKEN_WRONG_AUDIENCE', 'the token was issued to a client that is not configured here');
       }
+      assertIdTokenClaims(header, payload, limits, Math.floor(now() / 1000));
       const claims = payload as Record<string, unknown>;
       const facts = mfaFacts(claims);
       assertMfa(facts, oidc.mfa, Math.floor(now() / 1000));
@@ -103,6 +147,18 @@ export function createTokenVerifier(oidc: OidcConfig, opts: TokenVerifierOptions
       } satisfies Principal;
     },
   };
+}
+
+function seconds(d: string, key: string): number {
+  const s = parseDuration(d);
+  // The schema already refuses a bad duration; this guards a config built by hand in code.
+  if (s === undefined) throw new PortcullisError('CONFIG_INVALID', `${key} is not a duration`, { field: key });
+  return s;
+}
+
+/** Errors that are about the token's key (unknown kid, unusable JWK), not about reaching the IdP. */
+function isKeyProblem(e: unknown): boolean {
+  return e instanceof joseErrors.JWKSNoMatchingKey || e instanceof joseErrors.JWKSMultipleMatchingKeys || e instanceof joseErrors.JOSENotSupported || e instanceof joseErrors.JWKInvalid || e instanceof joseErrors.JWSSignatureVerificationFailed;
 }
 
 function mapJoseError(e: unknown): PortcullisError {

@@ -115,3 +115,25 @@ export function rangeToPrefix(start: bigint, end: bigint, family: Family): numbe
   }
   return undefined;
 }
+
+export function cidrOverlaps(a: Cidr, b: Cidr): boolean {
+  if (a.family !== b.family) return false;
+  const [a0, a1] = cidrRange(a);
+  const [b0, b1] = cidrRange(b);
+  return a0 <= b1 && b0 <= a1;
+}
+
+// Addresses no packet from a person's computer comes from: admitting them either admits nothing or, on some packet
+// filters, something other than what was meant. 0.0.0.0/8 is "this network", only ever a source during DHCP.
+const NOT_A_SOURCE: { cidr: Cidr; what: string }[] = [
+  { cidr: { family: 4, network: 0n, prefix: 8 }, what: 'the unspecified address ("this network", 0.0.0.0/8)' },
+  { cidr: { family: 4, network: 0xe0000000n, prefix: 4 }, what: 'a multicast address (224.0.0.0/4)' },
+  { cidr: { family: 4, network: 0xffffffffn, prefix: 32 }, what: 'the broadcast address 255.255.255.255' },
+  { cidr: { family: 6, network: 0n, prefix: 128 }, what: 'the unspecified address ::' },
+  { cidr: { family: 6, network: 0xffn << 120n, prefix: 8 }, what: 'a multicast address (ff00::/8)' },
+];
+
+/** Why `c` cannot be a source (it is or overlaps an unspecified, broadcast or multicast range), or undefined. */
+export function notASource(c: Cidr): string | undefined {
+  return NOT_A_SOURCE.find((s) => cidrOverlaps(c, s.cidr))?.what;
+}

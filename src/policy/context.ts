@@ -1,10 +1,15 @@
 // Builds the PolicyContext from what the broker knows: the principal, the request and the clock,
 // with hour and weekday in policy.timeZone.
 import type { Principal } from '../domain/index.ts';
+import { bitsOf, parseAddress } from '../net/cidr.ts';
 import type { PolicyContext } from './port.ts';
 
-/** What the broker knows of a request; hour, weekday and auth age are derived from it. */
-export type ContextInput = Pick<PolicyContext, 'durationMinutes' | 'port' | 'sourceIp' | 'sourcePrefixLength' | 'channel' | 'reason' | 'requester'> & {
+/** What the broker knows of a request; hour, weekday, auth age and the source facts are derived from it. */
+export type ContextInput = Pick<PolicyContext, 'durationMinutes' | 'port' | 'sourcePrefixLength' | 'channel' | 'reason' | 'requester'> & {
+  /** The network address of the source (e.g. 10.213.0.0 of a /24). */
+  sourceIp: string;
+  /** The caller's address as the broker saw it; null when not known (a grant recorded before it was kept). */
+  callerIp: string | null | undefined;
   principal: Principal;
   /** Milliseconds since epoch; injected so tests and the reaper's re-checks use one clock. */
   now: number;
@@ -39,6 +44,22 @@ export function localTime(now: number, timeZone: string): { hour: number; weekda
   return { hour: hour % 24, weekday };
 }
 
+/**
+ * `sourceIp` as the whole prefix, the caller's address, and whether the source is exactly the caller. An unknown
+ * caller reads as the unspecified address, which is never the source: a policy that asks gets "no" (fail closed).
+ */
+export function sourceFacts(address: string, prefixLength: number, callerIp: string | null | undefined): Pick<PolicyContext, 'sourceIp' | 'sourcePrefixLength' | 'callerIp' | 'sourceIsCaller'> {
+  const source = parseAddress(address);
+  const caller = callerIp ? parseAddress(callerIp) : undefined;
+  const family = source?.family ?? 4;
+  return {
+    sourceIp: `${source?.text ?? address}/${prefixLength}`,
+    sourcePrefixLength: prefixLength,
+    callerIp: caller?.text ?? (family === 4 ? '0.0.0.0' : '::'),
+    sourceIsCaller: source !== undefined && caller !== undefined && caller.family === source.family && caller.value === source.value && prefixLength === bitsOf(family),
+  };
+}
+
 export function buildPolicyContext(input: ContextInput): PolicyContext {
   const { hour, weekday } = localTime(input.now, input.timeZone);
   const authTime = input.principal.authTime;
@@ -52,8 +73,7 @@ export function buildPolicyContext(input: ContextInput): PolicyContext {
     // by a fraction, and Cedar's Long stays an integer.
     durationMinutes: Math.ceil(input.durationMinutes),
     port: input.port,
-    sourceIp: input.sourceIp,
-    sourcePrefixLength: input.sourcePrefixLength,
+    ...sourceFacts(input.sourceIp, input.sourcePrefixLength, input.callerIp),
     channel: input.channel,
     reason: input.reason,
     hour,

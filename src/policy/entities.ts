@@ -58,6 +58,8 @@ export function toCedarContext(c: PolicyContext): Context {
     port: c.port,
     sourceIp: { __extn: { fn: 'ip', arg: c.sourceIp } },
     sourcePrefixLength: c.sourcePrefixLength,
+    callerIp: { __extn: { fn: 'ip', arg: c.callerIp } },
+    sourceIsCaller: c.sourceIsCaller,
     channel: c.channel,
     reason: c.reason,
     hour: c.hour,
@@ -78,7 +80,12 @@ function checkContext(c: PolicyContext): void {
     if (!Number.isSafeInteger(c[k])) throw new TypeError(`policy context ${k} must be an integer, got ${String(c[k])}`);
   }
   if (typeof c.mfa !== 'boolean') throw new TypeError('policy context mfa must be a boolean');
-  if (isIP(c.sourceIp) === 0) throw new TypeError(`policy context sourceIp must be an IP address, got ${c.sourceIp}`);
+  if (typeof c.sourceIsCaller !== 'boolean') throw new TypeError('policy context sourceIsCaller must be a boolean');
+  const [address, prefix, ...rest] = String(c.sourceIp).split('/');
+  if (isIP(address ?? '') === 0 || prefix !== String(c.sourcePrefixLength) || rest.length > 0) {
+    throw new TypeError(`policy context sourceIp must be the source CIDR (address/${c.sourcePrefixLength}), got ${c.sourceIp}`);
+  }
+  if (isIP(c.callerIp) === 0) throw new TypeError(`policy context callerIp must be an IP address, got ${c.callerIp}`);
   for (const k of ['channel', 'reason', 'weekday'] as const) {
     if (typeof c[k] !== 'string') throw new TypeError(`policy context ${k} must be a string`);
   }

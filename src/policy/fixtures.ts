@@ -6,7 +6,8 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PortcullisError } from '../errors.ts';
 import type { Principal, UserId } from '../domain/index.ts';
-import { localTime } from './context.ts';
+import { parseAddress, readCidr } from '../net/cidr.ts';
+import { localTime, sourceFacts } from './context.ts';
 import { decideRequest, type RequestOutcome } from './decision.ts';
 import type { PolicyAction, PolicyContext, PolicyEngine, PolicyQuery } from './port.ts';
 
@@ -30,8 +31,11 @@ const contextSchema = z.strictObject({
   authAgeSeconds: z.number().int().min(0).optional(),
   durationMinutes: z.number().int().min(0).optional(),
   port: z.number().int().min(1).max(65_535).optional(),
+  /** An address, or a whole prefix such as 10.213.0.0/24 (then sourcePrefixLength, if given, must agree). */
   sourceIp: z.string().optional(),
   sourcePrefixLength: z.number().int().min(0).max(128).optional(),
+  /** The caller's address; omitted = the source address, so a one-host source is the caller's own. */
+  callerIp: z.string().optional(),
   channel: z.enum(['web', 'slack', 'cli', 'api']).optional(),
   reason: z.string().optional(),
   hour: z.number().int().min(0).max(23).optional(),
@@ -77,8 +81,10 @@ export const CONTEXT_DEFAULTS: PolicyContext = {
   authAgeSeconds: 300,
   durationMinutes: 60,
   port: 3389,
-  sourceIp: '198.51.100.7',
+  sourceIp: '198.51.100.7/32',
   sourcePrefixLength: 32,
+  callerIp: '198.51.100.7',
+  sourceIsCaller: true,
   channel: 'web',
   reason: 'T-1000 routine maintenance',
   hour: 10,
@@ -133,12 +139,26 @@ export function parseFixtureFile(file: string, text: string): Fixture[] {
   return fixtures.map((f) => {
     const p = { ...defaults.principal, ...f.principal };
     const t = { ...defaults.target, ...f.target };
-    const { at, ...c } = { ...defaults.context, ...f.context };
+    const { at, sourceIp, sourcePrefixLength, callerIp, ...c } = { ...defaults.context, ...f.context };
     if (p.id === undefined || t.id === undefined) {
       throw new PortcullisError('POLICY_INVALID', `${file}: fixture "${f.name}" needs principal.id and target.id (here or in defaults)`);
     }
+    const source = readCidr(sourceIp ?? '198.51.100.7');
+    const explicitPrefix = sourceIp?.includes('/') ? source?.prefix : undefined;
+    if (source === undefined || (callerIp !== undefined && parseAddress(callerIp) === undefined)) {
+      throw new PortcullisError('POLICY_INVALID', `${file}: fixture "${f.name}": sourceIp and callerIp must be IP addresses (sourceIp may be a CIDR)`);
+    }
+    if (explicitPrefix !== undefined && f.context?.sourcePrefixLength !== undefined && f.context.sourcePrefixLength !== explicitPrefix) {
+      throw new PortcullisError('POLICY_INVALID', `${file}: fixture "${f.name}": sourcePrefixLength contradicts the prefix of sourceIp`);
+    }
+    const prefix = explicitPrefix ?? sourcePrefixLength ?? source.prefix;
     // `at` wins over an hour/weekday inherited from defaults: it is the more specific statement.
-    const context: PolicyContext = { ...CONTEXT_DEFAULTS, ...c, ...(at ? localTime(Date.parse(at), timeZone) : {}) };
+    const context: PolicyContext = {
+      ...CONTEXT_DEFAULTS,
+      ...c,
+      ...sourceFacts(source.address.text, prefix, callerIp ?? source.address.text),
+      ...(at ? localTime(Date.parse(at), timeZone) : {}),
+    };
     const principal: Principal = {
       sub: p.id as UserId,
       email: p.email,

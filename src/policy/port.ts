@@ -15,9 +15,13 @@ export interface PolicyContext {
   authAgeSeconds: number;
   durationMinutes: number;
   port: number;
-  /** Address part of the source, e.g. 198.51.100.7 (a Cedar ipaddr). */
+  /** The whole source prefix, e.g. 198.51.100.7/32 or 10.213.0.0/24 (a Cedar ipaddr: `isInRange` compares ranges). */
   sourceIp: string;
   sourcePrefixLength: number;
+  /** The address the request came from as the broker saw it (after trustProxy); unspecified (0.0.0.0 / ::) when unknown. */
+  callerIp: string;
+  /** The source is exactly the caller's own address (one host). */
+  sourceIsCaller: boolean;
   channel: Channel;
   reason: string;
   /** 0-23 and `Monday`…`Sunday`, in policy.timeZone. */

@@ -108,4 +108,10 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // The caller's address of each request: policies see it (callerIp, sourceIsCaller) again at approval and activation.
+  '0004_grants_caller_ip': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('grants').addColumn('caller_ip', 'text').execute();
+    },
+  },
 };

@@ -20,6 +20,7 @@ export interface GrantsTable {
   closed_at: number | null;
   failure: string | null;
   required_approvals: number;
+  caller_ip?: string | null;
 }
 
 export interface AuditEventsTable {

@@ -390,6 +390,7 @@ function toRow(g: Grant): GrantsTable {
     closed_at: g.closedAt,
     failure: g.failure,
     required_approvals: g.requiredApprovals,
+    caller_ip: g.callerIp ?? null,
   };
 }
 
@@ -429,5 +430,6 @@ function fromRow(r: GrantsTable): Grant {
     closedAt: num(r.closed_at),
     failure: r.failure,
     requiredApprovals: Number(r.required_approvals ?? 1),
+    ...(r.caller_ip ? { callerIp: r.caller_ip } : {}),
   };
 }

@@ -20,7 +20,8 @@ describe('broker with an nftables target, killed during a grant', { concurrency:
   before(async () => {
     if (unavailable) return;
     lab = await createLab();
-    idp = await startTestIdp({ mfa: 'amr-otp', users: { alice: { email: 'alice@example.test', groups: ['engineers'] } } });
+    // network-admins: the grants name the client namespace's address, not the caller's (loopback): global/source-is-caller.
+    idp = await startTestIdp({ mfa: 'amr-otp', users: { alice: { email: 'alice@example.test', groups: ['engineers', 'network-admins'] } } });
     token = await idp.getIdToken('alice');
   });
   after(async () => {

@@ -67,6 +67,11 @@ export interface TestIdp {
   authorize(url: string, jar: CookieJar, choice: LoginChoice): Promise<URL>;
   /** Opens the verification page, enters `userCode`, confirms and logs in: a person approving a device. */
   approveDevice(userCode: string, jar: CookieJar, choice: LoginChoice): Promise<void>;
+  /**
+   * `token`'s claims with `patch` applied (undefined deletes a claim), signed with the provider's own key and kid:
+   * claims the provider would not issue, with a signature that verifies. `typ` sets the header's typ.
+   */
+  resign(token: string, patch: Record<string, unknown>, o?: { typ?: string }): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -419,6 +424,11 @@ export async function startTestIdp(opts: TestIdpOptions = {}): Promise<TestIdp> 
     signIn,
     authorize,
     approveDevice,
+    async resign(token, patch, ro = {}) {
+      const claims: Record<string, unknown> = { ...decodeJwt(token), ...patch };
+      for (const [k, v] of Object.entries(patch)) if (v === undefined) delete claims[k];
+      return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: jwk.kid, ...(ro.typ ? { typ: ro.typ } : {}) }).sign(privateKey);
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

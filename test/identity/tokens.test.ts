@@ -4,9 +4,10 @@ import { after, before, describe, test } from 'node:test';
 import { configSchema, type Config } from '../../src/config/schema.ts';
 import { isPortcullisError, type ErrorCode } from '../../src/errors.ts';
 import { createTokenVerifier } from '../../src/identity/tokens.ts';
+import { decodeJwt, generateKeyPair, SignJWT } from 'jose';
 import { MFA_ACR, resignWithForeignKey, startTestIdp, tamperPayload, type TestIdp } from '../helpers/idp.ts';
 
-function oidcConfig(issuer: string, patch: Partial<Config['oidc']> = {}): Config['oidc'] {
+function oidcConfig(issuer: string, patch: { [K in keyof Config['oidc']]?: unknown } = {}): Config['oidc'] {
   const cfg = configSchema.parse({
     oidc: {
       issuer,
@@ -145,5 +146,120 @@ describe('bearer ID token verification', () => {
     await gone.close();
     const v = createTokenVerifier(oidcConfig(gone.issuer));
     await refused(v.verify(token), 'IDP_UNAVAILABLE', token);
+  });
+});
+
+// Claims a signature cannot vouch for: each forged with the real provider's own key, so only the claim check stands
+// between the token and acceptance.
+describe('strict ID token claims (tokens signed with the IdP key)', () => {
+  let idp: TestIdp;
+  let token: string;
+  let iat: number;
+  before(async () => {
+    idp = await startTestIdp();
+    token = await idp.getIdToken('alice');
+    iat = decodeJwt(token).iat!;
+  });
+  after(async () => {
+    await idp.close();
+  });
+  const at = (seconds: number) => () => seconds * 1000;
+
+  test('a re-signed, unchanged token is accepted: the forgeries below differ only in the claim under test', async () => {
+    const v = createTokenVerifier(oidcConfig(idp.issuer), { now: at(iat) });
+    assert.equal((await v.verify(await idp.resign(token, {}))).sub, 'alice');
+  });
+
+  test('iat in the future beyond oidc.clockSkew: TOKEN_ISSUED_IN_FUTURE (1 hour and 10 years ahead)', async () => {
+    const v = createTokenVerifier(oidcConfig(idp.issuer), { now: at(iat) });
+    for (const ahead of [3600, 10 * 365 * 86400]) {
+      const forged = await idp.resign(token, { iat: iat + ahead, exp: iat + ahead + 3600, auth_time: iat });
+      await refused(v.verify(forged), 'TOKEN_ISSUED_IN_FUTURE', forged);
+    }
+  });
+
+  test('a lifetime exp − iat beyond oidc.maxTokenLifetime: TOKEN_LIFETIME_TOO_LONG; the bound is configurable', async () => {
+    const v = createTokenVerifier(oidcConfig(idp.issuer), { now: at(iat) });
+    const tenYears = await idp.resign(token, { exp: iat + 10 * 365 * 86400 });
+    await refused(v.verify(tenYears), 'TOKEN_LIFETIME_TOO_LONG', tenYears);
+    const twoHours = await idp.resign(token, { exp: iat + 7200 });
+    assert.equal((await v.verify(twoHours)).sub, 'alice');
+    const strict = createTokenVerifier(oidcConfig(idp.issuer, { maxTokenLifetime: '1h' }), { now: at(iat) });
+    await refused(strict.verify(twoHours), 'TOKEN_LIFETIME_TOO_LONG', twoHours);
+  });
+
+  test('auth_time in the future (after now, or after iat): TOKEN_AUTH_TIME_IN_FUTURE, never counted as fresh MFA', async () => {
+    const v = createTokenVerifier(oidcConfig(idp.issuer), { now: at(iat) });
+    const future = await idp.resign(token, { auth_time: iat + 3600 });
+    await refused(v.verify(future), 'TOKEN_AUTH_TIME_IN_FUTURE', future);
+    const afterIssue = await idp.resign(token, { auth_time: iat + 600, iat: iat + 30 });
+    await refused(createTokenVerifier(oidcConfig(idp.issuer), { now: at(iat + 900) }).verify(afterIssue), 'TOKEN_AUTH_TIME_IN_FUTURE', afterIssue);
+    const withinSkew = await idp.resign(token, { auth_time: iat + 30 });
+    assert.equal((await v.verify(withinSkew)).authTime, iat + 30);
+  });
+
+  test('azp naming another client: TOKEN_WRONG_AZP, also when aud is one of ours', async () => {
+    const v = createTokenVerifier(oidcConfig(idp.issuer), { now: at(iat) });
+    const forged = await idp.resign(token, { azp: idp.clients.other.id });
+    await refused(v.verify(forged), 'TOKEN_WRONG_AZP', forged);
+    const multi = await idp.resign(token, { aud: ['portcullis-web', idp.clients.other.id], azp: idp.clients.other.id });
+    await refused(v.verify(multi), 'TOKEN_WRONG_AZP', multi);
+    const ours = await idp.resign(token, { aud: ['portcullis-web', idp.clients.other.id], azp: 'portcullis-web' });
+    assert.equal((await v.verify(ours)).clientId, 'portcullis-web');
+  });
+
+  test('an access token used as an ID token: TOKEN_NOT_ID_TOKEN (typ at+jwt, application/at+jwt, Keycloak typ Bearer)', async () => {
+    const v = createTokenVerifier(oidcConfig(idp.issuer), { now: at(iat) });
+    for (const typ of ['at+jwt', 'application/at+jwt', 'AT+JWT', 'logout+jwt']) {
+      const forged = await idp.resign(token, {}, { typ });
+      await refused(v.verify(forged), 'TOKEN_NOT_ID_TOKEN', forged);
+    }
+    const keycloakAccess = await idp.resign(token, { typ: 'Bearer' });
+    await refused(v.verify(keycloakAccess), 'TOKEN_NOT_ID_TOKEN', keycloakAccess);
+    assert.equal((await v.verify(await idp.resign(token, {}, { typ: 'JWT' }))).sub, 'alice');
+  });
+
+  test('an empty, blank or over-long sub: TOKEN_BAD_SUBJECT', async () => {
+    const v = createTokenVerifier(oidcConfig(idp.issuer), { now: at(iat) });
+    for (const sub of ['', '   ', 'x'.repeat(256)]) {
+      const forged = await idp.resign(token, { sub });
+      await refused(v.verify(forged), 'TOKEN_BAD_SUBJECT', forged);
+    }
+  });
+
+  test('oidc.maxTokenAge refuses a token issued longer ago, though unexpired: TOKEN_TOO_OLD; unset, it is accepted', async () => {
+    const tenMinutesLater = at(iat + 600);
+    await refused(createTokenVerifier(oidcConfig(idp.issuer, { maxTokenAge: '5m' }), { now: tenMinutesLater }).verify(token), 'TOKEN_TOO_OLD', token);
+    assert.equal((await createTokenVerifier(oidcConfig(idp.issuer), { now: tenMinutesLater }).verify(token)).sub, 'alice');
+    assert.equal((await createTokenVerifier(oidcConfig(idp.issuer, { maxTokenAge: '15m' }), { now: tenMinutesLater }).verify(token)).sub, 'alice');
+  });
+
+  test('clock skew between broker and IdP: within oidc.clockSkew accepted, beyond it refused, both directions', async () => {
+    const exp = decodeJwt(token).exp!;
+    // Broker behind the IdP: the token looks issued in the future.
+    assert.equal((await createTokenVerifier(oidcConfig(idp.issuer), { now: at(iat - 30) }).verify(token)).sub, 'alice');
+    await refused(createTokenVerifier(oidcConfig(idp.issuer), { now: at(iat - 120) }).verify(token), 'TOKEN_ISSUED_IN_FUTURE', token);
+    assert.equal((await createTokenVerifier(oidcConfig(idp.issuer, { clockSkew: '5m' }), { now: at(iat - 120) }).verify(token)).sub, 'alice');
+    // Broker ahead of the IdP: the token looks expired.
+    assert.equal((await createTokenVerifier(oidcConfig(idp.issuer), { now: at(exp + 30) }).verify(token)).sub, 'alice');
+    await refused(createTokenVerifier(oidcConfig(idp.issuer), { now: at(exp + 120) }).verify(token), 'TOKEN_EXPIRED', token);
+  });
+});
+
+describe('the IdP keys while the IdP is unreachable', () => {
+  test('cached keys keep verifying known tokens; an unknown kid fails closed with a token code', async () => {
+    const idp = await startTestIdp();
+    const token = await idp.getIdToken('alice');
+    const { privateKey } = await generateKeyPair('RS256');
+    const unknownKid = await new SignJWT(decodeJwt(token)).setProtectedHeader({ alg: 'RS256', kid: 'not-a-key-of-the-idp' }).sign(privateKey);
+    // Discovery and keys are due for a refresh on every use: each verification below tries the (gone) IdP first.
+    const v = createTokenVerifier(oidcConfig(idp.issuer), { metadataTtlMs: 0, keysTtlMs: 1 });
+    assert.equal((await v.verify(token)).sub, 'alice');
+    await idp.close();
+    await new Promise((r) => setTimeout(r, 5));
+    assert.equal((await v.verify(token)).sub, 'alice', 'the keys fetched before the outage still verify');
+    await refused(v.verify(unknownKid), 'TOKEN_BAD_SIGNATURE', unknownKid);
+    const tampered = tamperPayload(token, { groups: ['admins'] });
+    await refused(v.verify(tampered), 'TOKEN_BAD_SIGNATURE', tampered);
   });
 });

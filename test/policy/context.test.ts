@@ -1,16 +1,17 @@
-// The policy context: local hour and weekday in policy.timeZone, sign-in age, rounding.
+// The policy context: local hour and weekday in policy.timeZone, sign-in age, rounding, and the source facts.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Principal, UserId } from '../../src/domain/index.ts';
-import { buildPolicyContext, localTime, UNKNOWN_AUTH_AGE } from '../../src/policy/context.ts';
+import { buildPolicyContext, localTime, sourceFacts, UNKNOWN_AUTH_AGE } from '../../src/policy/context.ts';
 
 const principal = (authTime?: number): Principal => ({ sub: 'alice' as UserId, groups: [], mfa: true, amr: ['mfa'], authTime });
-const input = (over: Partial<Parameters<typeof buildPolicyContext>[0]> = {}) => ({
+const input = (over: Partial<Parameters<typeof buildPolicyContext>[0]> = {}): Parameters<typeof buildPolicyContext>[0] => ({
   principal: principal(),
   durationMinutes: 60,
   port: 3389,
   sourceIp: '198.51.100.7',
   sourcePrefixLength: 32,
+  callerIp: '198.51.100.7',
   channel: 'web' as const,
   reason: 'T-1',
   now: Date.parse('2026-03-06T17:30:00Z'),
@@ -51,13 +52,28 @@ describe('buildPolicyContext', () => {
       authAgeSeconds: UNKNOWN_AUTH_AGE,
       durationMinutes: 2,
       port: 3389,
-      sourceIp: '198.51.100.7',
+      sourceIp: '198.51.100.7/32',
       sourcePrefixLength: 32,
+      callerIp: '198.51.100.7',
+      sourceIsCaller: true,
       channel: 'web',
       reason: 'T-1',
       hour: 18,
       weekday: 'Friday',
       requester: 'bob',
     });
+  });
+
+  it('sourceIp carries the whole prefix; sourceIsCaller only for exactly the caller\'s one host', () => {
+    assert.deepEqual(sourceFacts('10.213.0.0', 24, '10.213.0.9'), { sourceIp: '10.213.0.0/24', sourcePrefixLength: 24, callerIp: '10.213.0.9', sourceIsCaller: false });
+    assert.equal(sourceFacts('198.51.100.7', 32, '198.51.100.7').sourceIsCaller, true);
+    assert.equal(sourceFacts('198.51.100.8', 32, '198.51.100.7').sourceIsCaller, false);
+    assert.deepEqual(sourceFacts('2001:db8::1', 128, '2001:DB8:0::1'), { sourceIp: '2001:db8::1/128', sourcePrefixLength: 128, callerIp: '2001:db8::1', sourceIsCaller: true });
+  });
+
+  it('an unknown caller is the unspecified address of the family and never the source', () => {
+    assert.deepEqual(sourceFacts('198.51.100.7', 32, null), { sourceIp: '198.51.100.7/32', sourcePrefixLength: 32, callerIp: '0.0.0.0', sourceIsCaller: false });
+    assert.equal(sourceFacts('2001:db8::1', 128, undefined).callerIp, '::');
+    assert.equal(buildPolicyContext(input({ callerIp: null })).sourceIsCaller, false);
   });
 });

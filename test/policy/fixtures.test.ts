@@ -17,6 +17,7 @@ const CONTEXT_FIELDS = [
   'port',
   'sourceIp',
   'sourcePrefixLength',
+  'callerIp',
   'channel',
   'reason',
   'hour',

@@ -39,7 +39,7 @@ describe('maxDuration with the example policies', () => {
     const tech = (weekday: string): Omit<PolicyQuery, 'action'> => ({
       principal: { sub: 'tom' as UserId, groups: ['msp-technicians', 'msp-customer-acme'], mfa: true, amr: [] },
       target: { id: 'acme-ws07', tags: { customer: 'acme', env: 'dev' }, ports: [3389] },
-      context: { ...engineerQuery().context, weekday, sourceIp: '198.51.100.20', reason: 'T-4411' },
+      context: { ...engineerQuery().context, weekday, sourceIp: '198.51.100.20/32', callerIp: '198.51.100.20', reason: 'T-4411' },
     });
     assert.deepEqual(
       [maxDuration(engine, tech('Tuesday')), maxDuration(engine, tech('Saturday'))].map((l) => [l.minutes, l.approval, l.immediateMinutes]),

@@ -93,3 +93,63 @@ test('durations: 90s, 15m, 2h, 1h30m, 1d, ISO 8601; nonsense and zero refused', 
   }
   for (const s of [1, 59, 60, 3599, 3600, 5400, 86400, 90061]) assert.equal(parseDuration(formatDuration(s)), s);
 });
+
+// Config that would weaken security is refused at start, each naming its key.
+const ok = (raw: Record<string, unknown>) => assert.doesNotThrow(() => parseConfig(raw));
+
+test('oidc.mfa.amr: a value RFC 8176 does not define as a second factor (pwd) is refused unless dangerouslyAllowNonMfaAmr', () => {
+  for (const amr of [['pwd'], ['mfa', 'pwd'], ['pin'], ['kba'], ['wia'], ['ngcmfa']]) {
+    assert.match(refusal({ ...base, oidc: { ...base.oidc, mfa: { amr } } }), /oidc\.mfa\.amr: lists (a value|values) that RFC 8176 does not define as a second factor/, amr.join());
+  }
+  ok({ ...base, oidc: { ...base.oidc, mfa: { amr: ['mfa', 'otp', 'hwk', 'swk', 'sc', 'sms', 'fpt', 'face'] } } });
+  ok({ ...base, oidc: { ...base.oidc, mfa: { amr: ['ngcmfa'], dangerouslyAllowNonMfaAmr: true } } });
+});
+
+test('server.trustProxy: [0.0.0.0/0] is refused naming the entry (it used to pass and crash the start)', () => {
+  assert.match(refusal({ ...base, server: { trustProxy: ['0.0.0.0/0'] } }), /server\.trustProxy\.0: covers public address space wider than \/16/);
+  assert.match(refusal({ ...base, server: { trustProxy: ['::/0'] } }), /server\.trustProxy\.0: covers public address space wider than \/32/);
+});
+
+test('server.trustProxy: the internet in halves ([0.0.0.0/1, 128.0.0.0/1]) is refused, each half named', () => {
+  const msg = refusal({ ...base, server: { trustProxy: ['0.0.0.0/1', '128.0.0.0/1'] } });
+  assert.match(msg, /server\.trustProxy\.0: covers public address space/);
+  assert.match(msg, /server\.trustProxy\.1: covers public address space/);
+});
+
+test('server.trustProxy: many narrow public blocks that add up to a large part of the internet are refused', () => {
+  const blocks = Array.from({ length: 32 }, (_, i) => `${i + 20}.0.0.0/16`);
+  assert.match(refusal({ ...base, server: { trustProxy: blocks } }), /server\.trustProxy: trusts more public address space in total/);
+});
+
+test('server.trustProxy: private, loopback and narrow public proxy ranges pass', () => {
+  ok({ ...base, server: { trustProxy: ['127.0.0.1/32', '10.0.0.0/8', '172.16.0.0/12', '192.168.1.0/24', 'fc00::/7', '::1'] } });
+  ok({ ...base, server: { trustProxy: ['203.0.113.0/24', '198.51.100.7', '2001:db8::/32'] } });
+});
+
+test('server.publicUrl: the development IdP behind a non-loopback publicUrl is refused', () => {
+  assert.match(refusal({ dev: { embeddedIdp: true }, server: { publicUrl: 'https://portcullis.example.com' } }), /server\.publicUrl: must be a loopback URL while dev\.embeddedIdp is true/);
+  ok({ dev: { embeddedIdp: true }, server: { publicUrl: 'http://127.0.0.1:8080' } });
+  ok({ dev: { embeddedIdp: true }, server: { publicUrl: 'http://[::1]:8080' } });
+});
+
+test('server.publicUrl: http:// on a non-loopback host is refused; on loopback it is fine', () => {
+  assert.match(refusal({ ...base, server: { publicUrl: 'http://portcullis.example.com' } }), /server\.publicUrl: uses http:\/\/ on a non-loopback host/);
+  assert.match(refusal({ ...base, server: { publicUrl: 'ftp://portcullis.example.com' } }), /server\.publicUrl: must be an https:\/\/ URL/);
+  ok({ ...base, server: { publicUrl: 'https://portcullis.example.com' } });
+  ok({ ...base, server: { publicUrl: 'http://localhost:8080' } });
+});
+
+test('policy.maxSourcePrefix of 0 is refused, naming the family', () => {
+  assert.match(refusal({ ...base, policy: { maxSourcePrefix: { ipv4: 0 } } }), /policy\.maxSourcePrefix\.ipv4: Too small/);
+  assert.match(refusal({ ...base, policy: { maxSourcePrefix: { ipv6: 0 } } }), /policy\.maxSourcePrefix\.ipv6: Too small/);
+});
+
+test('oidc.clockSkew, oidc.maxTokenLifetime and oidc.maxTokenAge are durations, named when not', () => {
+  const c = parseConfig(base);
+  assert.equal(c.oidc.clockSkew, '60s');
+  assert.equal(c.oidc.maxTokenLifetime, '24h');
+  assert.equal(c.oidc.maxTokenAge, undefined);
+  for (const key of ['clockSkew', 'maxTokenLifetime', 'maxTokenAge']) {
+    assert.match(refusal({ ...base, oidc: { ...base.oidc, [key]: 'soon' } }), new RegExp(`oidc\\.${key} must be a duration`));
+  }
+});

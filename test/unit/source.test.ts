@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { canonicalAddress, parseSource } from '../../src/broker/source.ts';
+import { canonicalAddress, forwardedAddress, parseSource } from '../../src/broker/source.ts';
 
 const hostOnly = { ipv4: 32, ipv6: 128 };
 
@@ -16,6 +16,23 @@ test('addresses become host CIDRs in canonical form', () => {
   assert.equal(canonicalAddress('::ffff:127.0.0.1'), '127.0.0.1');
   assert.equal(canonicalAddress('fe80::1%eth0'), 'fe80::1');
   assert.equal(canonicalAddress('nope'), undefined);
+});
+
+test('refused, not normalised: zone ids (on IPv4 anywhere, on IPv6 in a source), CIDR text as a forwarded address', () => {
+  assert.equal(canonicalAddress('10.0.0.1%eth0'), undefined, 'a socket address never has a zone on IPv4');
+  assert.equal(canonicalAddress('2001:db8::1%eth0'), undefined, 'a zone belongs to link-local addresses only');
+  for (const s of ['10.0.0.1%eth0', 'fe80::1%eth0', '10.0.0.0%eth0/24']) assert.throws(() => parseSource(s, hostOnly), { code: 'INVALID_SOURCE_IP' }, s);
+  assert.equal(forwardedAddress('198.51.100.7'), '198.51.100.7');
+  assert.equal(forwardedAddress('::ffff:198.51.100.7'), '198.51.100.7');
+  for (const s of ['10.0.0.0/24', '10.213.0.0/16', '10.0.0.1/32', '10.0.0.1%eth0', 'fe80::1%eth0', '2001:db8::/64', 'unknown', '']) assert.equal(forwardedAddress(s), undefined, s);
+});
+
+test('sources no connection comes from are refused: unspecified, broadcast, multicast, and ranges containing them', () => {
+  const wide = { ipv4: 8, ipv6: 8 };
+  for (const s of ['0.0.0.0', '0.0.0.0/32', '0.1.2.3', '0.0.0.0/8', '255.255.255.255', '255.255.255.255/32', '255.0.0.0/8', '224.0.0.1', '239.255.255.250', '224.0.0.0/8', '::', '::/128', 'ff02::1', 'ff00::/8', '::ffff:224.0.0.1', '::ffff:0.0.0.0']) {
+    assert.throws(() => parseSource(s, wide), (e: Error & { code: string }) => e.code === 'INVALID_SOURCE_IP' && /which no connection comes from/.test(e.message), s);
+  }
+  for (const s of ['1.0.0.0/8', '223.255.255.255', '240.0.0.1', '254.255.255.255', '::1', 'fe00::/8']) assert.ok(parseSource(s, wide).cidr, s);
 });
 
 test('/0 is refused whatever the limits; wider than the limit is refused; host bits are refused', () => {
@@ -47,7 +64,13 @@ test('property: an accepted source is never wider than the limit and always cont
   );
   fc.assert(
     fc.property(fc.ipV6(), (ip) => {
-      const s = parseSource(ip, hostOnly);
+      let s;
+      try {
+        s = parseSource(ip, hostOnly);
+      } catch (e) {
+        // Only the unspecified address and multicast (also as IPv4-mapped) are refused.
+        return (e as { code: string }).code === 'INVALID_SOURCE_IP' && /which no connection comes from/.test((e as Error).message);
+      }
       return s.prefixLength === 128 && s.family === 6 || s.family === 4;
     }),
     { numRuns: 1000 },

@@ -61,6 +61,9 @@ async function login(opts: ClientOptions & { server?: string; issuer?: string; c
   const { startDeviceLogin } = await import('../../identity/device.ts');
   const device = await startDeviceLogin({ issuer: oidc.issuer, clientId: oidc.clientId, scope: oidc.scope, dangerouslyAllowHttp: isLoopbackUrl(oidc.issuer) });
   const direct = device.verificationUriComplete;
+  // Installed before the code is shown: whoever reads the code may press Ctrl-C at once. The provider's polling
+  // interval can be seconds long, so the cancel does not wait for it.
+  process.once('SIGINT', () => process.exit(reportError(new CliError('CANCELLED', 'sign-in cancelled; nothing was saved'), false)));
   out(`Sign in to ${server} (profile ${name}) at ${oidc.issuer}:`);
   out(`  open: ${device.verificationUri}`);
   out(`  code: ${device.userCode}`);
@@ -68,8 +71,6 @@ async function login(opts: ClientOptions & { server?: string; issuer?: string; c
   out(`The code expires in ${humanSeconds(device.expiresInSeconds)}. Waiting for you to finish (Ctrl-C to cancel)...`);
   if (opts.browser && process.stdout.isTTY && openBrowser(direct ?? device.verificationUri)) note('(opened your browser)');
 
-  // The provider's polling interval can be seconds long; Ctrl-C should not wait for it.
-  process.once('SIGINT', () => process.exit(reportError(new CliError('CANCELLED', 'sign-in cancelled; nothing was saved'), false)));
   const tokens = await device.wait();
   rememberSecret(tokens.idToken);
   if (tokens.refreshToken) rememberSecret(tokens.refreshToken);
