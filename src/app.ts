@@ -13,6 +13,9 @@ import type { FirewallAdapter } from './firewall/port.ts';
 import { buildFirewalls, defaultSimulatedPath } from './firewall/registry.ts';
 import type { DevIdp } from './dev/idp.ts';
 import { createHttpApp } from './http/app.ts';
+import { clientErrorHandler } from './http/errors.ts';
+import { RateLimits } from './http/rate-limit.ts';
+import { RefusalBudget, summaryEvent } from './http/refusal-budget.ts';
 import { bearerAuthn, type Authn } from './http/authn.ts';
 import { createWebAuth, type WebAuthSettings } from './http/web-auth.ts';
 import { webRouter } from './http/web/router.ts';
@@ -44,6 +47,8 @@ export interface Portcullis {
   firewalls: Map<string, FirewallAdapter>;
   metrics: Metrics;
   http: express.Express;
+  /** Removes expired sign-ins and sessions and writes the summary of suppressed refusals; runs every minute. */
+  housekeep(): Promise<void>;
   /** Listens on server.listen (port 0 picks a free one), recovers and arms the reaper. */
   start(): Promise<{ url: string; issuer: string; banner: string[] }>;
   stop(): Promise<void>;
@@ -111,7 +116,27 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         return bearerAuthn(verifier).principal(req);
       },
     };
-    const web = createWebAuth({ settings: () => webSettings, sessions: kyselySessionStore(db.kysely), bearer, audit: (e) => store.audit(e), log, now: opts.clock, scope: config.oidc.scopes.join(' ') });
+    const limitsCfg = config.server.rateLimits;
+    const limits = new RateLimits(
+      {
+        windowSeconds: seconds(limitsCfg.window),
+        signInPerAddress: limitsCfg.signInPerAddress,
+        refusedPerAddress: limitsCfg.refusedPerAddress,
+        grantRequestsPerUser: limitsCfg.grantRequestsPerUser,
+        grantRequestsPerAddress: limitsCfg.grantRequestsPerAddress,
+        inFlightSignInsPerAddress: limitsCfg.inFlightSignInsPerAddress,
+        inFlightSignIns: limitsCfg.inFlightSignIns,
+      },
+      (limit) => metrics.rateLimited.inc({ limit }),
+    );
+    const refusals = new RefusalBudget({
+      perPrefix: config.server.refusalAuditPerMinute,
+      global: config.server.refusalAuditGlobalPerMinute,
+      now: opts.clock,
+      onSuppressed: (kind) => metrics.refusalsUnaudited.inc({ kind }),
+    });
+    const sessions = kyselySessionStore(db.kysely);
+    const web = createWebAuth({ settings: () => webSettings, sessions, bearer, audit: (e) => store.audit(e), log, now: opts.clock, scope: config.oidc.scopes.join(' '), limits, refusals });
     const mounts: { path: string; handler: express.RequestHandler | express.Router }[] = [];
     if (config.dev.embeddedIdp) {
       mounts.push({ path: '/idp', handler: (req, res, next) => (devIdp ? devIdp.handler(req, res, next) : next()) });
@@ -130,6 +155,8 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       log,
       trustProxy: config.server.trustProxy,
       refusalAuditPerMinute: config.server.refusalAuditPerMinute,
+      refusals,
+      limits,
       cliClientId: config.oidc.clients.cli?.id,
       auditReaderGroups: [...config.audit.readerGroups, ...config.grants.adminGroups],
       maxDurationMinutes: parseDuration(config.grants.maxDuration)! / 60,
@@ -138,6 +165,8 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
     });
 
     let server: Server | undefined;
+    let housekeeping: NodeJS.Timeout | undefined;
+    const clock = opts.clock ?? Date.now;
     const app: Portcullis = {
       config,
       store,
@@ -147,9 +176,21 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       firewalls,
       metrics,
       http,
+      async housekeep() {
+        try {
+          await sessions.sweep(clock());
+          const summary = refusals.flush();
+          if (summary) await store.audit(summaryEvent(summary));
+        } catch (e) {
+          log.warn('housekeeping failed; the next run retries', errorFields(e));
+        }
+      },
       async start() {
         const [host, port] = splitListen(config.server.listen);
-        server = createServer(http);
+        // Headers up to 32 KiB reach the app, which refuses an oversized token by name; beyond
+        // that Node refuses, and clientErrorHandler gives that refusal a JSON body and a code.
+        server = createServer({ maxHeaderSize: 32 * 1024 }, http);
+        server.on('clientError', clientErrorHandler);
         await new Promise<void>((resolve, reject) => {
           server!.once('error', reject);
           server!.listen(port, host, () => resolve());
@@ -176,10 +217,13 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         verifier ??= createTokenVerifier(oidc);
         webSettings = { oidc, publicUrl: url, verifier };
         await reaper.start(() => store.grantsInStates(['active']));
+        housekeeping = setInterval(() => void app.housekeep(), 60_000);
+        housekeeping.unref();
         return { url, issuer: oidc.issuer, banner };
       },
       async stop() {
         await reaper.stop();
+        if (housekeeping) clearInterval(housekeeping);
         if (server) {
           server.closeAllConnections();
           await new Promise<void>((resolve) => server!.close(() => resolve()));

@@ -12,6 +12,11 @@ export type ErrorCode =
   | 'INVALID_SOURCE_IP'
   | 'SOURCE_TOO_WIDE'
   | 'INVALID_PORT'
+  | 'INVALID_ENCODING'
+  // malformed transport (413, 415, 431)
+  | 'BODY_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'HEADER_TOO_LARGE'
   // authentication (401)
   | 'AUTH_REQUIRED'
   | 'TOKEN_MALFORMED'
@@ -36,6 +41,8 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'QUOTA_EXCEEDED'
   | 'RULE_LIMIT_EXCEEDED'
+  | 'RATE_LIMITED'
+  | 'SIGN_IN_BUSY'
   // unavailable (503) and internal (500)
   | 'FIREWALL_UNAVAILABLE'
   | 'FIREWALL_ERROR'
@@ -80,7 +87,14 @@ export function httpStatus(code: ErrorCode): number {
     case 'INVALID_SOURCE_IP':
     case 'SOURCE_TOO_WIDE':
     case 'INVALID_PORT':
+    case 'INVALID_ENCODING':
       return 400;
+    case 'BODY_TOO_LARGE':
+      return 413;
+    case 'UNSUPPORTED_MEDIA_TYPE':
+      return 415;
+    case 'HEADER_TOO_LARGE':
+      return 431;
     case 'AUTH_REQUIRED':
     case 'TOKEN_MALFORMED':
     case 'TOKEN_BAD_SIGNATURE':
@@ -106,6 +120,8 @@ export function httpStatus(code: ErrorCode): number {
     case 'RULE_LIMIT_EXCEEDED':
       return 409;
     case 'QUOTA_EXCEEDED':
+    case 'RATE_LIMITED':
+    case 'SIGN_IN_BUSY':
       return 429;
     case 'FIREWALL_UNAVAILABLE':
     case 'STORE_UNAVAILABLE':

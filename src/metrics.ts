@@ -8,6 +8,8 @@ export class Metrics {
   readonly expiryLagSeconds = new Histogram({ name: 'portcullis_expiry_lag_seconds', help: 'Delay between a grant\'s expiry and its rule being removed', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 30], registers: [this.registry] });
   readonly auditEvents = new Counter({ name: 'portcullis_audit_events_total', help: 'Audit events written, by type', labelNames: ['type'], registers: [this.registry] });
   readonly authFailures = new Counter({ name: 'portcullis_auth_failures_total', help: 'Refused credentials, by code', labelNames: ['code'], registers: [this.registry] });
+  readonly refusalsUnaudited = new Counter({ name: 'portcullis_refusals_unaudited_total', help: 'Anonymous refusals past the audit budget: counted here and summarised once per window', labelNames: ['kind'], registers: [this.registry] });
+  readonly rateLimited = new Counter({ name: 'portcullis_rate_limited_total', help: 'Requests answered 429 by a rate limit, by limit', labelNames: ['limit'], registers: [this.registry] });
   readonly grantsByState: Gauge;
 
   constructor(stateCounts: () => Promise<Record<string, number>>) {

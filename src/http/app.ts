@@ -13,7 +13,9 @@ import type { Metrics } from '../metrics.ts';
 import type { Store } from '../store/store.ts';
 import type { Authn } from './authn.ts';
 import { errorHandler } from './errors.ts';
-import { RefusalBudget } from './refusal-budget.ts';
+import { jsonBody } from './body.ts';
+import { RateLimits } from './rate-limit.ts';
+import { RefusalBudget, summaryEvent } from './refusal-budget.ts';
 
 export interface HttpDeps {
   broker: Broker;
@@ -29,6 +31,10 @@ export interface HttpDeps {
   auditReaderGroups?: string[];
   /** Refused credentials audited per source address per minute (the rest are counted). */
   refusalAuditPerMinute?: number;
+  /** The audit budget of anonymous refusals, shared with web sign-in (built from refusalAuditPerMinute when absent). */
+  refusals?: RefusalBudget;
+  /** Rate limits, shared with web sign-in (defaults when absent). */
+  limits?: RateLimits;
   /** grants.maxDuration in minutes: the cap of the per-target "longest you may ask for". */
   maxDurationMinutes?: number;
   /** What `portcullis login` needs to find the IdP (public: issuer and the public CLI client id). */
@@ -39,6 +45,9 @@ export interface HttpDeps {
   ready?: () => Promise<Record<string, { ok: boolean; detail: string }>>;
 }
 
+/** Longer is no ID token we issue or accept; refused by name rather than by Node's bare 431. */
+export const MAX_TOKEN_BYTES = 16 * 1024;
+
 const AUTH_CODES = new Set(['AUTH_REQUIRED', 'TOKEN_MALFORMED', 'TOKEN_BAD_SIGNATURE', 'TOKEN_WRONG_ISSUER', 'TOKEN_WRONG_AUDIENCE', 'TOKEN_EXPIRED', 'TOKEN_INVALID', 'MFA_REQUIRED', 'MFA_TOO_OLD']);
 
 export function createHttpApp(deps: HttpDeps): express.Express {
@@ -48,6 +57,14 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   app.use((_req, res, next) => {
     res.set('X-Content-Type-Options', 'nosniff');
     res.set('Referrer-Policy', 'no-referrer');
+    next();
+  });
+  app.use((req, _res, next) => {
+    const auth = req.headers.authorization;
+    if (auth !== undefined && auth.length > MAX_TOKEN_BYTES) {
+      next(new PortcullisError('HEADER_TOO_LARGE', `the Authorization header is longer than ${MAX_TOKEN_BYTES} bytes; no ID token is that long`, { field: 'authorization' }));
+      return;
+    }
     next();
   });
 
@@ -106,7 +123,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
 function apiRouter(deps: HttpDeps): Router {
   const { broker, store, authn, metrics } = deps;
   const r = express.Router();
-  r.use(express.json({ limit: '16kb', strict: true }));
+  r.use(jsonBody());
   r.use((_req, res, next) => {
     res.set('Cache-Control', 'no-store');
     next();
@@ -114,8 +131,11 @@ function apiRouter(deps: HttpDeps): Router {
 
   /** Authenticates the caller; refusals are audited (without the credential, within a budget) and counted. */
   const seen = new Map<string, string>();
-  const budget = new RefusalBudget(deps.refusalAuditPerMinute ?? 30);
+  const budget = deps.refusals ?? new RefusalBudget({ perPrefix: deps.refusalAuditPerMinute ?? 30, global: 300, onSuppressed: (kind) => metrics.refusalsUnaudited.inc({ kind }) });
+  const limits = deps.limits ?? new RateLimits({}, (limit) => metrics.rateLimited.inc({ limit }));
   const who = async (req: Request): Promise<Principal> => {
+    // A prefix that spent its refusal budget is answered before any verification, audit or write.
+    await limits.refusedCheck(callerIp(req));
     try {
       const p = await authn.principal(req);
       // Remember group changes (for approval re-checks) without a write on every request.
@@ -130,11 +150,13 @@ function apiRouter(deps: HttpDeps): Router {
       if (isPortcullisError(e) && AUTH_CODES.has(e.code)) {
         metrics.authFailures.inc({ code: e.code });
         const ip = callerIp(req);
-        const { audit, suppressed } = budget.take(ip);
-        if (audit) {
-          await store
-            .audit({ type: e.code === 'MFA_REQUIRED' ? 'auth.mfa_missing' : 'auth.rejected', actor: null, sourceIp: ip, detail: { code: e.code, path: req.path, ...(suppressed ? { suppressedBefore: suppressed } : {}) } })
-            .catch((err) => deps.log.warn('could not audit a refused credential', { code: (err as PortcullisError).code }));
+        await limits.refusedNote(ip);
+        const events = [];
+        const summary = budget.flush();
+        if (summary) events.push(summaryEvent(summary));
+        if (budget.take(ip)) events.push({ type: e.code === 'MFA_REQUIRED' ? 'auth.mfa_missing' : 'auth.rejected', actor: null, sourceIp: ip, detail: { code: e.code, path: req.path } });
+        for (const event of events) {
+          await store.audit(event).catch((err) => deps.log.warn('could not audit a refused credential', { code: (err as PortcullisError).code }));
         }
       }
       throw e;
@@ -164,6 +186,7 @@ function apiRouter(deps: HttpDeps): Router {
 
   r.post('/grants', async (req, res) => {
     const p = await who(req);
+    await limits.grantRequest(p.sub, callerIp(req));
     const end = metrics.decisionSeconds.startTimer();
     try {
       const { grant, outcome } = await broker.requestAccess(p, req.body ?? {}, { channel: channelOf(deps, p), callerIp: callerIp(req) });
@@ -213,6 +236,7 @@ function apiRouter(deps: HttpDeps): Router {
 
   r.post('/grants/:id/extend', async (req, res) => {
     const p = await who(req);
+    await limits.grantRequest(p.sub, callerIp(req));
     res.json({ grant: grantView(await broker.extend(p, req.params.id as GrantId, req.body ?? {}, channelOf(deps, p)), broker) });
   });
 
