@@ -336,7 +336,7 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
     const s = settings();
     const found = await loadSession(req, s);
     if (!found) {
-      res.status(401).json({ signedIn: false });
+      res.status(401).json({ signedIn: false, error: { code: 'AUTH_REQUIRED', message: 'no live session in this browser; sign in at /auth/login' } });
       return;
     }
     const p = found.session.principal;
