@@ -77,7 +77,8 @@ export class RefusalBudget {
       // An unflushed older summary is merged rather than lost.
       this.pending = this.pending ? mergeSummaries(this.pending, next) : next;
     }
-    this.start = t - ((t - this.start) % this.windowMs);
+    // The next window opens with this refusal, so a burst is never split by a clock tick.
+    this.start = t;
     this.total = 0;
     this.audited.clear();
     this.suppressed = {};

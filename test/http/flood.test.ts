@@ -8,7 +8,8 @@ import { openDb, type Db } from '../../src/store/db.ts';
 import { startBroker, tempDir, testConfig, type RunningBroker } from '../helpers/broker.ts';
 import { startTestIdp, type TestIdp } from '../helpers/idp.ts';
 
-const LIMITS = { signInPerAddress: 40, refusedPerAddress: 20, grantRequestsPerUser: 5, grantRequestsPerAddress: 1000, inFlightSignInsPerAddress: 10, inFlightSignIns: 200 };
+// A one-hour window: no limit resets while a flood runs, however slow the machine.
+const LIMITS = { window: '1h', signInPerAddress: 40, refusedPerAddress: 20, grantRequestsPerUser: 5, grantRequestsPerAddress: 1000, inFlightSignInsPerAddress: 10, inFlightSignIns: 200 };
 const GLOBAL_AUDIT = 50;
 
 describe('floods leave bounded state', () => {
@@ -16,6 +17,7 @@ describe('floods leave bounded state', () => {
   let broker: RunningBroker;
   let db: Db;
   let offsetMs = 0;
+  const base = Date.now();
   const tmp = tempDir();
 
   before(async () => {
@@ -24,7 +26,9 @@ describe('floods leave bounded state', () => {
       server: { listen: '127.0.0.1:0', trustProxy: ['127.0.0.1/32'], refusalAuditPerMinute: 3, refusalAuditGlobalPerMinute: GLOBAL_AUDIT, rateLimits: LIMITS },
       oidc: { issuer: idp.issuer, dangerouslyAllowHttpIssuer: true, clients: { web: { id: idp.clients.web.id, secret: idp.clients.web.secret }, cli: { id: idp.clients.cli.id } } },
     });
-    broker = await startBroker(cfg, { clock: () => Date.now() + offsetMs });
+    // A controlled clock: the broker's time moves only when a test moves it, so no audit window
+    // ends in the middle of a flood however slow the machine is.
+    broker = await startBroker(cfg, { clock: () => base + offsetMs });
     db = await openDb((cfg.store as { url: string }).url);
   });
   after(async () => {
@@ -124,7 +128,7 @@ describe('floods leave bounded state', () => {
     // A session without MFA, written through the real session store: the sign-in itself is tested in test/identity/web.test.ts.
     const sid = newSecretId();
     const csrf = newSecretId();
-    const t = Date.now() + offsetMs;
+    const t = base + offsetMs;
     const principal = { sub: 'alice', email: null, name: null, groups: ['engineers'], mfa: false, authTime: Math.floor(t / 1000), amr: ['pwd'], acr: null, clientId: idp.clients.web.id };
     await kyselySessionStore(db.kysely).createSession(sid, { principal: principal as never, idToken: null, csrf, createdAt: t, lastSeenAt: t, expiresAt: t + 3600_000 });
     const before = await flows();
