@@ -47,6 +47,10 @@ export function exitCodeFor(code: string): ExitCode {
     case 'INVALID_SOURCE_IP':
     case 'SOURCE_TOO_WIDE':
     case 'INVALID_PORT':
+    case 'INVALID_ENCODING':
+    case 'BODY_TOO_LARGE':
+    case 'UNSUPPORTED_MEDIA_TYPE':
+    case 'HEADER_TOO_LARGE':
     case 'USAGE':
       return EXIT.USAGE;
     case 'AUTH_REQUIRED':
@@ -87,6 +91,8 @@ export function exitCodeFor(code: string): ExitCode {
     case 'INVALID_STATE':
     case 'CONFLICT':
     case 'QUOTA_EXCEEDED':
+    case 'RATE_LIMITED':
+    case 'SIGN_IN_BUSY':
     case 'RULE_LIMIT_EXCEEDED':
     case 'GRANT_CLOSED':
       return EXIT.CONFLICT;
