@@ -82,15 +82,23 @@ export class RateLimits {
   }
 
   /** A sign-in flow is about to be stored: at most N in flight per address prefix (or per user, for step-ups). */
-  flowStarted(key: { ip: string } | { user: string }): Promise<void> {
+  async flowStarted(key: { ip: string } | { user: string }): Promise<void> {
     const k = 'ip' in key ? addressPrefix(key.ip) : `user:${key.user}`;
-    return this.consume(this.inFlight, k, 'sign_in_in_flight', 'too many unfinished sign-ins; finish one or wait a few minutes', 'SIGN_IN_BUSY');
+    try {
+      await this.consume(this.inFlight, k, 'sign_in_in_flight', 'too many unfinished sign-ins; finish one or wait a few minutes', 'SIGN_IN_BUSY');
+    } catch (e) {
+      // A refused start holds no slot: undo its count, so a finished sign-in frees a real one.
+      await this.inFlight.reward(k);
+      throw e;
+    }
   }
 
   /** A flow finished (used or refused): its slot is free again. */
   async flowEnded(key: { ip: string } | { user: string }): Promise<void> {
     const k = 'ip' in key ? addressPrefix(key.ip) : `user:${key.user}`;
-    await this.inFlight.reward(k).catch(() => {});
+    // Only a slot this key holds: a sign-in finished from another network frees nothing there.
+    const held = await this.inFlight.get(k);
+    if (held && held.consumedPoints > 0) await this.inFlight.reward(k);
   }
 
   /** Refuses at once when this prefix has spent its refused-credential budget: no verification, no audit. */

@@ -264,8 +264,10 @@ describe('CLI arguments', () => {
     const realErr = process.stderr.write.bind(process.stderr);
     const xdg = process.env.XDG_CONFIG_HOME;
     const profile = process.env.PORTCULLIS_PROFILE;
+    const cwd = process.cwd();
     process.env.XDG_CONFIG_HOME = dir; // no profile: nothing reaches a network
     delete process.env.PORTCULLIS_PROFILE;
+    process.chdir(dir); // whatever a command line names as an output file lands here
     class Exit extends Error {
       constructor(readonly code: number) {
         super(`exit ${code}`);
@@ -280,7 +282,8 @@ describe('CLI arguments', () => {
           process.exit = ((code?: number) => {
             throw new Exit(code ?? 0);
           }) as typeof process.exit;
-          process.stdout.write = (() => true) as typeof process.stdout.write;
+          // The test runner's own protocol (Buffers) passes; what the commands print (strings) does not.
+          process.stdout.write = ((chunk: unknown, ...rest: never[]) => (typeof chunk === 'string' ? true : realOut(chunk as Buffer, ...rest))) as typeof process.stdout.write;
           process.stderr.write = ((s: string) => ((stderr += s), true)) as typeof process.stderr.write;
           const program = new Command('portcullis').exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2)).configureOutput({ writeOut: () => {}, writeErr: (s) => (stderr += s) });
           registerClientCommands(program);
@@ -305,6 +308,7 @@ describe('CLI arguments', () => {
       process.exit = realExit;
       process.stdout.write = realOut;
       process.stderr.write = realErr;
+      process.chdir(cwd);
       if (xdg === undefined) delete process.env.XDG_CONFIG_HOME;
       else process.env.XDG_CONFIG_HOME = xdg;
       if (profile !== undefined) process.env.PORTCULLIS_PROFILE = profile;
