@@ -14,6 +14,9 @@ import type { FirewallAdapter } from './firewall/port.ts';
 import { buildFirewalls, defaultSimulatedPath } from './firewall/registry.ts';
 import type { DevIdp } from './dev/idp.ts';
 import { createHttpApp } from './http/app.ts';
+import { clientErrorHandler } from './http/errors.ts';
+import { RateLimits } from './http/rate-limit.ts';
+import { RefusalBudget, summaryEvent } from './http/refusal-budget.ts';
 import { bearerAuthn, type Authn } from './http/authn.ts';
 import { createWebAuth, type WebAuthSettings } from './http/web-auth.ts';
 import { webRouter } from './http/web/router.ts';
@@ -47,6 +50,8 @@ export interface Portcullis {
   gate: GateKeeper;
   metrics: Metrics;
   http: express.Express;
+  /** Removes expired sign-ins and sessions and writes the summary of suppressed refusals; runs every minute. */
+  housekeep(): Promise<void>;
   /** Recovers and arms the reaper, then listens on server.listen (port 0 picks a free one). */
   start(): Promise<{ url: string; issuer: string; banner: string[] }>;
   stop(): Promise<void>;
@@ -137,7 +142,27 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         return bearerAuthn(verifier).principal(req);
       },
     };
-    const web = createWebAuth({ settings: () => webSettings, sessions: kyselySessionStore(db.kysely), bearer, audit: (e) => store.audit(e), log, now: opts.clock, scope: config.oidc.scopes.join(' ') });
+    const limitsCfg = config.server.rateLimits;
+    const limits = new RateLimits(
+      {
+        windowSeconds: seconds(limitsCfg.window),
+        signInPerAddress: limitsCfg.signInPerAddress,
+        refusedPerAddress: limitsCfg.refusedPerAddress,
+        grantRequestsPerUser: limitsCfg.grantRequestsPerUser,
+        grantRequestsPerAddress: limitsCfg.grantRequestsPerAddress,
+        inFlightSignInsPerAddress: limitsCfg.inFlightSignInsPerAddress,
+        inFlightSignIns: limitsCfg.inFlightSignIns,
+      },
+      (limit) => metrics.rateLimited.inc({ limit }),
+    );
+    const refusals = new RefusalBudget({
+      perPrefix: config.server.refusalAuditPerMinute,
+      global: config.server.refusalAuditGlobalPerMinute,
+      now: opts.clock,
+      onSuppressed: (kind) => metrics.refusalsUnaudited.inc({ kind }),
+    });
+    const sessions = kyselySessionStore(db.kysely);
+    const web = createWebAuth({ settings: () => webSettings, sessions, bearer, audit: (e) => store.audit(e), log, now: opts.clock, scope: config.oidc.scopes.join(' '), limits, refusals });
     const mounts: { path: string; handler: express.RequestHandler | express.Router }[] = [];
     if (config.dev.embeddedIdp) {
       mounts.push({ path: '/idp', handler: (req, res, next) => (devIdp ? devIdp.handler(req, res, next) : next()) });
@@ -155,6 +180,8 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       log,
       trustProxy: config.server.trustProxy,
       refusalAuditPerMinute: config.server.refusalAuditPerMinute,
+      refusals,
+      limits,
       cliClientId: config.oidc.clients.cli?.id,
       maxDurationMinutes: parseDuration(config.grants.maxDuration)! / 60,
       cliConfig: () => (webSettings ? { issuer: webSettings.oidc.issuer, clientId: webSettings.oidc.clients.cli?.id ?? null, scopes: [...new Set([...config.oidc.scopes, 'offline_access'])] } : undefined),
@@ -162,6 +189,8 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
     });
 
     let server: Server | undefined;
+    let housekeeping: NodeJS.Timeout | undefined;
+    const clock = opts.clock ?? Date.now;
     const app: Portcullis = {
       config,
       store,
@@ -172,12 +201,24 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       gate,
       metrics,
       http,
+      async housekeep() {
+        try {
+          await sessions.sweep(clock());
+          const summary = refusals.flush();
+          if (summary) await store.audit(summaryEvent(summary));
+        } catch (e) {
+          log.warn('housekeeping failed; the next run retries', errorFields(e));
+        }
+      },
       async start() {
         // Recovery first (reconcile at start: stale `opening` grants failed or adopted, `approved`
         // ones activated, orphans removed, timers armed): no request is accepted before it is done.
         await reaper.start(() => store.grantsInStates(['active']));
         const [host, port] = splitListen(config.server.listen);
-        server = createServer(http);
+        // Headers up to 32 KiB reach the app, which refuses an oversized token by name; beyond
+        // that Node refuses, and clientErrorHandler gives that refusal a JSON body and a code.
+        server = createServer({ maxHeaderSize: 32 * 1024 }, http);
+        server.on('clientError', clientErrorHandler);
         await new Promise<void>((resolve, reject) => {
           server!.once('error', reject);
           server!.listen(port, host, () => resolve());
@@ -203,10 +244,13 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         }
         verifier ??= createTokenVerifier(oidc);
         webSettings = { oidc, publicUrl: url, verifier };
+        housekeeping = setInterval(() => void app.housekeep(), 60_000);
+        housekeeping.unref();
         return { url, issuer: oidc.issuer, banner };
       },
       async stop() {
         await reaper.stop();
+        if (housekeeping) clearInterval(housekeeping);
         if (server) {
           server.closeAllConnections();
           await new Promise<void>((resolve) => server!.close(() => resolve()));

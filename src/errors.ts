@@ -12,6 +12,11 @@ export type ErrorCode =
   | 'INVALID_SOURCE_IP'
   | 'SOURCE_TOO_WIDE'
   | 'INVALID_PORT'
+  | 'INVALID_ENCODING'
+  // malformed transport (413, 415, 431)
+  | 'BODY_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'HEADER_TOO_LARGE'
   // authentication (401)
   | 'AUTH_REQUIRED'
   | 'TOKEN_MALFORMED'
@@ -43,6 +48,8 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'QUOTA_EXCEEDED'
   | 'RULE_LIMIT_EXCEEDED'
+  | 'RATE_LIMITED'
+  | 'SIGN_IN_BUSY'
   // unavailable (503) and internal (500)
   | 'FIREWALL_UNAVAILABLE'
   | 'FIREWALL_ERROR'
@@ -134,6 +141,10 @@ export const ERRORS = {
   INVALID_SOURCE_IP: { status: 400, exit: EXIT.USAGE },
   SOURCE_TOO_WIDE: { status: 400, exit: EXIT.USAGE },
   INVALID_PORT: { status: 400, exit: EXIT.USAGE },
+  INVALID_ENCODING: { status: 400, exit: EXIT.USAGE },
+  BODY_TOO_LARGE: { status: 413, exit: EXIT.USAGE },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, exit: EXIT.USAGE },
+  HEADER_TOO_LARGE: { status: 431, exit: EXIT.USAGE },
 
   AUTH_REQUIRED: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
   TOKEN_MALFORMED: { status: 401, exit: EXIT.AUTH, hint: signInAgain },
@@ -165,6 +176,8 @@ export const ERRORS = {
   CONFLICT: { status: 409, exit: EXIT.CONFLICT },
   QUOTA_EXCEEDED: { status: 429, exit: EXIT.CONFLICT, hint: (p) => `close a grant you no longer need: 'portcullis ls${p}', then 'portcullis close ID${p}'` },
   RULE_LIMIT_EXCEEDED: { status: 409, exit: EXIT.CONFLICT },
+  RATE_LIMITED: { status: 429, exit: EXIT.CONFLICT, hint: () => 'too many requests; wait as the broker says (Retry-After) and try again' },
+  SIGN_IN_BUSY: { status: 429, exit: EXIT.CONFLICT, hint: () => 'too many sign-ins are in progress from your network; finish or wait for one and try again' },
 
   FIREWALL_UNAVAILABLE: { status: 503, exit: EXIT.UNAVAILABLE, hint: tryLater },
   STORE_UNAVAILABLE: { status: 503, exit: EXIT.UNAVAILABLE, hint: tryLater },
@@ -210,26 +223,4 @@ export function exitCodeFor(code: string): ExitCode {
 /** What to do next after an error code; `profileFlag` is added to suggested commands. */
 export function hintFor(code: string, profileFlag: string): string | undefined {
   return row(code)?.hint?.(profileFlag);
-}
-
-export interface ErrorBody {
-  error: { code: ErrorCode; message: string; field?: string; grant?: string };
-}
-
-/** The HTTP answer for any error: 4xx and 503 carry code, message and field; other 5xx never leak internals. */
-export function errorBody(e: unknown): { status: number; body: ErrorBody } {
-  if (isPortcullisError(e)) {
-    const status = httpStatus(e.code);
-    if (status < 500 || status === 503) {
-      const grant = typeof e.details?.grant === 'string' ? e.details.grant : undefined;
-      return { status, body: { error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}), ...(grant ? { grant } : {}) } } };
-    }
-    return { status, body: { error: { code: e.code, message: 'internal error; see the broker log' } } };
-  }
-  // body-parser's errors, by their documented `type`.
-  const err = e as { type?: string; status?: number };
-  if (err?.type === 'entity.parse.failed') return { status: 400, body: { error: { code: 'INVALID_REQUEST', message: 'the request body is not valid JSON' } } };
-  if (err?.type === 'entity.too.large') return { status: 413, body: { error: { code: 'INVALID_REQUEST', message: 'the request body is too large' } } };
-  if (err?.type === 'encoding.unsupported' || err?.status === 415) return { status: 415, body: { error: { code: 'INVALID_REQUEST', message: 'send application/json' } } };
-  return { status: 500, body: { error: { code: 'INTERNAL', message: 'internal error; see the broker log' } } };
 }

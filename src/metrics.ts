@@ -11,6 +11,8 @@ export class Metrics {
   readonly auditSinkFailures = new Counter({ name: 'portcullis_audit_sink_failures_total', help: 'Audit listener or JSONL sink writes that failed (the store has the events; the sink catches up)', registers: [this.registry] });
   readonly gateRestored = new Counter({ name: 'portcullis_gate_restored_total', help: 'Firewall baselines found missing or altered and restored, by backend', labelNames: ['backend'], registers: [this.registry] });
   readonly gateUp = new Gauge({ name: 'portcullis_gate_up', help: '1 while the backend\'s baseline was in place at the last check, else 0', labelNames: ['backend'], registers: [this.registry] });
+  readonly refusalsUnaudited = new Counter({ name: 'portcullis_refusals_unaudited_total', help: 'Anonymous refusals past the audit budget: counted here and summarised once per window', labelNames: ['kind'], registers: [this.registry] });
+  readonly rateLimited = new Counter({ name: 'portcullis_rate_limited_total', help: 'Requests answered 429 by a rate limit, by limit', labelNames: ['limit'], registers: [this.registry] });
   readonly grantsByState: Gauge;
 
   constructor(stateCounts: () => Promise<Record<string, number>>) {

@@ -2,7 +2,7 @@
 // use cases: request.ts (requesting, activation, the one provisioning step), approvals.ts,
 // extend.ts, close.ts (revoke, expiry), queries.ts (reads, audit trail) and reconcile.ts.
 import type { TargetConfig } from '../config/schema.ts';
-import type { AuditEvent, VerifyResult } from '../audit/chain.ts';
+import type { AuditEvent, AuditInput, VerifyResult } from '../audit/chain.ts';
 import type { DurationLimit } from '../policy/max-duration.ts';
 import type { Approval, Channel, CloseReason, Grant, GrantId, Principal } from '../domain/index.ts';
 import { approvable, approve, deny } from './approvals.ts';
@@ -134,6 +134,10 @@ export class Broker {
   /** A refused credential, audited by its code only. */
   recordRefusal(event: { code: string; sourceIp: string; path: string; suppressedBefore?: number }): Promise<void> {
     return queries.recordRefusal(this.core, event);
+  }
+
+  recordTransportEvent(event: AuditInput): Promise<void> {
+    return queries.recordTransportEvent(this.core, event);
   }
 
   storeHealth(): Promise<{ ok: boolean; detail: string }> {

@@ -79,6 +79,11 @@ export async function recordRefusal(core: BrokerCore, event: { code: string; sou
   await core.store.audit(input);
 }
 
+/** An event a transport decided to audit (sign-in outcomes, a window's suppressed refusals); written as given. */
+export async function recordTransportEvent(core: BrokerCore, event: AuditInput): Promise<void> {
+  await core.store.audit(event);
+}
+
 /** Readiness of the store, for /readyz. */
 export async function storeHealth(core: BrokerCore): Promise<{ ok: boolean; detail: string }> {
   try {

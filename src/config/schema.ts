@@ -77,6 +77,20 @@ export const configSchema = z
         trustProxy: z.array(cidr).default([]),
         /** Refused credentials audited per source address per minute; the excess is counted and reported with the next one. */
         refusalAuditPerMinute: z.number().int().min(1).max(100_000).default(30),
+        /** Anonymous refusals audited per minute in all; the excess is counted and summarised once per minute. */
+        refusalAuditGlobalPerMinute: z.number().int().min(1).max(1_000_000).default(300),
+        /** Per address prefix (/24 IPv4, /64 IPv6) and per user; past a limit the answer is 429 with Retry-After. */
+        rateLimits: z
+          .strictObject({
+            window: duration('server.rateLimits.window').default('1m'),
+            signInPerAddress: z.number().int().min(1).default(60),
+            refusedPerAddress: z.number().int().min(1).default(120),
+            grantRequestsPerUser: z.number().int().min(1).default(30),
+            grantRequestsPerAddress: z.number().int().min(1).default(300),
+            inFlightSignInsPerAddress: z.number().int().min(1).default(30),
+            inFlightSignIns: z.number().int().min(1).default(10_000),
+          })
+          .prefault({}),
       })
       .prefault({}),
     store: z
@@ -234,6 +248,10 @@ export const configSchema = z
       }
     }
     checkTrustProxy(c.server.trustProxy, ctx);
+    const rateWindow = parseDuration(c.server.rateLimits.window);
+    if (rateWindow !== undefined && (rateWindow < 1 || rateWindow > 3600)) {
+      ctx.addIssue({ code: 'custom', path: ['server', 'rateLimits', 'window'], message: 'must be between 1s and 1h' });
+    }
     try {
       new Intl.DateTimeFormat('en-US', { timeZone: c.policy.timeZone });
     } catch {

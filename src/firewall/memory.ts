@@ -41,8 +41,12 @@ export class MapRuleTable implements RuleTable {
   }
 }
 
-/** Fault injection for tests: the next calls of an operation fail (or hang) as a backend would. */
-export type Fault = 'unavailable' | 'error';
+/**
+ * Fault injection for tests: the next calls of an operation fail (or hang) as a backend would.
+ * `throttled`: refused before acting (EC2's RequestLimitExceeded). `timeout`: the change is made,
+ * then the call fails anyway (a lost answer: the caller cannot tell it from a failure).
+ */
+export type Fault = 'unavailable' | 'error' | 'throttled' | 'timeout';
 /** Milliseconds a call takes before its effect lands, as a remote backend would (a number, or drawn per call). */
 export type Latency = number | (() => number);
 type Op = 'open' | 'close' | 'list';
@@ -53,6 +57,8 @@ export class TableFirewall implements FirewallAdapter {
   private faults: Partial<Record<Op, Fault[]>> = {};
   private latency: Partial<Record<Op, Latency>> = {};
   private held: Partial<Record<Op, Promise<void>>> = {};
+  /** Runs at the start of each call, before any fault: lets a test fail something else mid-operation. */
+  onCall?: (op: Op) => void | Promise<void>;
   private seq = 0;
 
   constructor(
@@ -87,28 +93,32 @@ export class TableFirewall implements FirewallAdapter {
 
   async open(rule: RuleSpec): Promise<string> {
     this.calls.open += 1;
+    await this.onCall?.('open');
     await this.delay('open');
-    this.fault('open');
+    const late = this.fault('open');
     const existing = this.table.byGrant(rule.grantId);
     if (existing && rule.extend) this.table.insert({ ...existing, expiresAt: rule.expiresAt });
-    if (existing) return existing.ref;
+    if (existing) return this.answer(late, existing.ref);
     const ref = `${this.kind}-${Date.now().toString(36)}-${(this.seq++).toString(36)}`;
     this.table.insert({ ref, grantId: rule.grantId, source: rule.source, port: rule.port, expiresAt: rule.expiresAt });
-    return ref;
+    return this.answer(late, ref);
   }
 
   async close(refs: string[]): Promise<void> {
     this.calls.close += 1;
+    await this.onCall?.('close');
     await this.delay('close');
-    this.fault('close');
+    const late = this.fault('close');
     this.calls.closedRefs += refs.length;
     this.table.remove(refs);
+    this.answer(late, undefined);
   }
 
   async list(): Promise<ManagedRule[]> {
     this.calls.list += 1;
+    await this.onCall?.('list');
     await this.delay('list');
-    this.fault('list');
+    this.answer(this.fault('list'), undefined);
     return this.table.all().map((r) => ({ ref: r.ref, grantIds: [r.grantId], source: r.source, port: r.port, expiresAt: r.expiresAt }));
   }
 
@@ -123,10 +133,20 @@ export class TableFirewall implements FirewallAdapter {
     await this.held[op];
   }
 
-  private fault(op: Op): void {
+  /** Throws the faults that refuse before acting; returns a `timeout` to throw after acting. */
+  private fault(op: Op): Fault | undefined {
     const f = this.faults[op]?.shift();
-    if (f === 'unavailable') throw new PortcullisError('FIREWALL_UNAVAILABLE', `${this.kind} backend unavailable (injected)`);
-    if (f === 'error') throw new PortcullisError('FIREWALL_ERROR', `${this.kind} backend error (injected)`);
+    // The messages quote the backend the way real adapters do (nft's stderr, EC2's text): they
+    // must reach the log only, never a client.
+    if (f === 'unavailable') throw new PortcullisError('FIREWALL_UNAVAILABLE', `${this.kind} backend unavailable (injected; backend said: Error: Could not process rule: /etc/portcullis/secret.nft)`);
+    if (f === 'error') throw new PortcullisError('FIREWALL_ERROR', `${this.kind} backend error (injected; backend said: syntax error, unexpected junk)`);
+    if (f === 'throttled') throw new PortcullisError('FIREWALL_UNAVAILABLE', `${this.kind} kept throttling (injected; backend said: RequestLimitExceeded)`);
+    return f;
+  }
+
+  private answer<T>(late: Fault | undefined, value: T): T {
+    if (late === 'timeout') throw new PortcullisError('FIREWALL_UNAVAILABLE', `${this.kind} did not answer in time (injected; backend said: ETIMEDOUT after the change)`);
+    return value;
   }
 }
 

@@ -1,17 +1,20 @@
 // The express app: JSON API under /api/v1, health, readiness and metrics. Controllers stay thin:
 // they authenticate, call one use case and shape the answer.
-import express, { type ErrorRequestHandler, type Request, type Router } from 'express';
+import express, { type Request, type Router } from 'express';
 import type { Broker } from '../broker/broker.ts';
 import { canonicalAddress, forwardedAddress } from '../broker/source.ts';
 import { formatDuration } from '../config/duration.ts';
 import type { Grant, GrantId, Principal } from '../domain/index.ts';
 import type { TargetConfig } from '../config/schema.ts';
-import { errorBody, isPortcullisError, PortcullisError } from '../errors.ts';
+import { isPortcullisError, PortcullisError } from '../errors.ts';
 import type { FirewallAdapter } from '../firewall/port.ts';
-import { errorFields, type Logger } from '../log.ts';
+import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Authn } from './authn.ts';
-import { RefusalBudget } from './refusal-budget.ts';
+import { errorHandler } from './errors.ts';
+import { jsonBody } from './body.ts';
+import { RateLimits } from './rate-limit.ts';
+import { RefusalBudget, summaryEvent } from './refusal-budget.ts';
 
 export interface HttpDeps {
   broker: Broker;
@@ -24,6 +27,10 @@ export interface HttpDeps {
   cliClientId?: string | undefined;
   /** Refused credentials audited per source address per minute (the rest are counted). */
   refusalAuditPerMinute?: number;
+  /** The audit budget of anonymous refusals, shared with web sign-in (built from refusalAuditPerMinute when absent). */
+  refusals?: RefusalBudget;
+  /** Rate limits, shared with web sign-in (defaults when absent). */
+  limits?: RateLimits;
   /** grants.maxDuration in minutes: the cap of the per-target "longest you may ask for". */
   maxDurationMinutes?: number;
   /** What `portcullis login` needs to find the IdP (public: issuer and the public CLI client id). */
@@ -34,6 +41,9 @@ export interface HttpDeps {
   ready?: () => Promise<Record<string, { ok: boolean; detail: string }>>;
 }
 
+/** Longer is no ID token we issue or accept; refused by name rather than by Node's bare 431. */
+export const MAX_TOKEN_BYTES = 16 * 1024;
+
 const AUTH_CODES = new Set(['AUTH_REQUIRED', 'TOKEN_MALFORMED', 'TOKEN_BAD_SIGNATURE', 'TOKEN_WRONG_ISSUER', 'TOKEN_WRONG_AUDIENCE', 'TOKEN_EXPIRED', 'TOKEN_INVALID', 'TOKEN_NOT_ID_TOKEN', 'TOKEN_BAD_SUBJECT', 'TOKEN_WRONG_AZP', 'TOKEN_ISSUED_IN_FUTURE', 'TOKEN_LIFETIME_TOO_LONG', 'TOKEN_TOO_OLD', 'TOKEN_AUTH_TIME_IN_FUTURE', 'MFA_REQUIRED', 'MFA_TOO_OLD']);
 
 export function createHttpApp(deps: HttpDeps): express.Express {
@@ -43,6 +53,14 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   app.use((_req, res, next) => {
     res.set('X-Content-Type-Options', 'nosniff');
     res.set('Referrer-Policy', 'no-referrer');
+    next();
+  });
+  app.use((req, _res, next) => {
+    const auth = req.headers.authorization;
+    if (auth !== undefined && auth.length > MAX_TOKEN_BYTES) {
+      next(new PortcullisError('HEADER_TOO_LARGE', `the Authorization header is longer than ${MAX_TOKEN_BYTES} bytes; no ID token is that long`, { field: 'authorization' }));
+      return;
+    }
     next();
   });
 
@@ -96,7 +114,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
 function apiRouter(deps: HttpDeps): Router {
   const { broker, authn, metrics } = deps;
   const r = express.Router();
-  r.use(express.json({ limit: '16kb', strict: true }));
+  r.use(jsonBody());
   r.use((_req, res, next) => {
     res.set('Cache-Control', 'no-store');
     next();
@@ -104,8 +122,11 @@ function apiRouter(deps: HttpDeps): Router {
 
   /** Authenticates the caller; refusals are audited (without the credential, within a budget) and counted. */
   const seen = new Map<string, string>();
-  const budget = new RefusalBudget(deps.refusalAuditPerMinute ?? 30);
+  const budget = deps.refusals ?? new RefusalBudget({ perPrefix: deps.refusalAuditPerMinute ?? 30, global: 300, onSuppressed: (kind) => metrics.refusalsUnaudited.inc({ kind }) });
+  const limits = deps.limits ?? new RateLimits({}, (limit) => metrics.rateLimited.inc({ limit }));
   const who = async (req: Request): Promise<Principal> => {
+    // A prefix that spent its refusal budget is answered before any verification, audit or write.
+    await limits.refusedCheck(callerIp(req));
     try {
       const p = await authn.principal(req);
       // Remember group changes (for approval re-checks) without a write on every request.
@@ -120,11 +141,13 @@ function apiRouter(deps: HttpDeps): Router {
       if (isPortcullisError(e) && AUTH_CODES.has(e.code)) {
         metrics.authFailures.inc({ code: e.code });
         const ip = callerIp(req);
-        const { audit, suppressed } = budget.take(ip);
-        if (audit) {
-          await broker
-            .recordRefusal({ code: e.code, sourceIp: ip, path: req.path, ...(suppressed ? { suppressedBefore: suppressed } : {}) })
-            .catch((err) => deps.log.warn('could not audit a refused credential', { code: (err as PortcullisError).code }));
+        await limits.refusedNote(ip);
+        const audits: (() => Promise<void>)[] = [];
+        const summary = budget.flush();
+        if (summary) audits.push(() => broker.recordTransportEvent(summaryEvent(summary)));
+        if (budget.take(ip)) audits.push(() => broker.recordRefusal({ code: e.code, sourceIp: ip, path: req.path }));
+        for (const audit of audits) {
+          await audit().catch((err) => deps.log.warn('could not audit a refused credential', { code: (err as PortcullisError).code }));
         }
       }
       throw e;
@@ -154,6 +177,7 @@ function apiRouter(deps: HttpDeps): Router {
 
   r.post('/grants', async (req, res) => {
     const p = await who(req);
+    await limits.grantRequest(p.sub, callerIp(req));
     const end = metrics.decisionSeconds.startTimer();
     try {
       const { grant, outcome } = await broker.requestAccess(p, req.body ?? {}, { channel: channelOf(deps, p), callerIp: callerIp(req) });
@@ -203,6 +227,7 @@ function apiRouter(deps: HttpDeps): Router {
 
   r.post('/grants/:id/extend', async (req, res) => {
     const p = await who(req);
+    await limits.grantRequest(p.sub, callerIp(req));
     res.json({ grant: grantView(await broker.extend(p, req.params.id as GrantId, req.body ?? {}, channelOf(deps, p)), broker) });
   });
 
@@ -220,16 +245,6 @@ function apiRouter(deps: HttpDeps): Router {
   });
 
   return r;
-}
-
-/** Every error answered in one shape, from the table in src/errors.ts; 5xx are logged, never detailed. */
-function errorHandler(log: Logger): ErrorRequestHandler {
-  return (e, req, res, _next) => {
-    const { status, body } = errorBody(e);
-    if (status >= 500) log.error('request failed', { method: req.method, path: req.path, status, ...errorFields(e) });
-    if (res.headersSent) return;
-    res.status(status).json(body);
-  };
 }
 
 /**

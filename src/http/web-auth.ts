@@ -11,7 +11,12 @@ import type { TokenVerifier } from '../identity/port.ts';
 import { loginFailed, mapCodeExchangeError, relyingParty } from '../identity/rp.ts';
 import { newSecretId, type LoginFlow, type Session, type SessionStore, type StashedRequest } from '../identity/sessions.ts';
 import { errorFields, type Logger } from '../log.ts';
+import { callerIp } from './app.ts';
 import type { Authn } from './authn.ts';
+import { jsonBody } from './body.ts';
+import { errorBody } from './errors.ts';
+import { RateLimits, rateLimited } from './rate-limit.ts';
+import { RefusalBudget, summaryEvent } from './refusal-budget.ts';
 
 export interface WebAuthSettings {
   /** The resolved OIDC section; `issuer` must be set (the embedded IdP's is known once listening). */
@@ -36,6 +41,10 @@ export interface WebAuthDeps {
   absoluteSeconds?: number;
   /** Scopes asked at sign-in (default "openid email profile"). */
   scope?: string;
+  /** Sign-in rate limits and in-flight caps, shared with the API (defaults when absent). */
+  limits?: RateLimits;
+  /** The audit budget of anonymous refusals, shared with the API (defaults when absent). */
+  refusals?: RefusalBudget;
 }
 
 export interface WebAuth {
@@ -46,6 +55,8 @@ export interface WebAuth {
 
 const FLOW_COOKIE = 'portcullis_login';
 const FLOW_TTL_MS = 10 * 60_000;
+/** How long a sign-in refused for being too busy is told to wait. */
+const BUSY_RETRY_MS = 60_000;
 const CSRF_HEADER = 'x-csrf-token';
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -66,6 +77,8 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
   const absoluteMs = (deps.absoluteSeconds ?? 12 * 3600) * 1000;
   const scope = deps.scope ?? 'openid email profile';
   const csrfVerified = new WeakSet<Request>();
+  const limits = deps.limits ?? new RateLimits();
+  const refusals = deps.refusals ?? new RefusalBudget({ perPrefix: 30, global: 300, now });
   let rp: { key: string; get: () => Promise<client.Configuration> } | undefined;
 
   const settings = (): WebAuthSettings => {
@@ -134,7 +147,22 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
     },
   };
 
-  async function startFlow(res: Response, s: WebAuthSettings, o: { returnTo: string; stash: StashedRequest | null; stepUp: 'too_old' | 'missing' | false }): Promise<URL> {
+  /**
+   * Anonymous traffic may not grow `login_flows`: at most N unfinished sign-ins per address prefix
+   * (or per user) and M in all; expired ones are swept first when the table is full.
+   */
+  async function reserveFlow(key: { ip: string } | { user: string }): Promise<void> {
+    if ((await deps.sessions.countFlows()) >= limits.settings.inFlightSignIns) {
+      await deps.sessions.sweep(now());
+      if ((await deps.sessions.countFlows()) >= limits.settings.inFlightSignIns) {
+        throw rateLimited('SIGN_IN_BUSY', 'too many sign-ins are in progress; try again in a minute', BUSY_RETRY_MS);
+      }
+    }
+    await limits.flowStarted(key);
+  }
+
+  async function startFlow(req: Request, res: Response, s: WebAuthSettings, o: { returnTo: string; stash: StashedRequest | null; stepUp: 'too_old' | 'missing' | false }): Promise<URL> {
+    await reserveFlow({ ip: callerIp(req) });
     const cfg = await config(s);
     const flowId = newSecretId();
     const flow: LoginFlow = {
@@ -174,22 +202,29 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
   const form = express.urlencoded({ extended: false, limit: '16kb' });
 
   router.get('/auth/login', async (req, res) => {
+    await limits.signInStep(callerIp(req));
     const s = settings();
     const returnTo = localPath(req.query.returnTo);
     const stepUp = req.query.mfa === '1' ? 'missing' : req.query.fresh === '1' ? 'too_old' : false;
-    res.redirect(303, (await startFlow(res, s, { returnTo, stash: null, stepUp })).href);
+    res.redirect(303, (await startFlow(req, res, s, { returnTo, stash: null, stepUp })).href);
   });
 
   router.get('/auth/callback', async (req, res) => {
+    const ip = callerIp(req);
+    await limits.signInStep(ip);
     const s = settings();
     const flowId = readCookie(req, FLOW_COOKIE);
     res.clearCookie(FLOW_COOKIE, { path: '/auth', httpOnly: true, secure: secure(s), sameSite: 'lax' });
     const stateParam = typeof req.query.state === 'string' ? req.query.state : '';
+    // A callback without a live flow is anyone's to send: counted, audited only within the budget.
+    let anonymous = true;
     try {
       if (!flowId) throw loginFailed('state', 'no sign-in is in progress in this browser; start again');
       // Taken (deleted) before the exchange: a callback URL works once, even if the exchange fails.
       const flow = await deps.sessions.takeFlow(flowId);
+      if (flow) await limits.flowEnded({ ip });
       if (!flow || flow.expiresAt <= now()) throw loginFailed('state', 'this sign-in has already been used or has expired; start again');
+      anonymous = false;
       if (!safeEqual(stateParam, flow.state)) throw loginFailed('state', 'the sign-in response does not belong to this browser (state mismatch)');
       if (!flow.codeVerifier) throw loginFailed('pkce', 'the sign-in has no PKCE verifier; start again');
       const cfg = await config(s);
@@ -213,7 +248,7 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
       } catch (e) {
         if (isPortcullisError(e, 'MFA_TOO_OLD') && !flow.stepUp) {
           // The IdP reused an old sign-in: ask it once for a fresh one instead of a dead end.
-          res.redirect(303, (await startFlow(res, s, { returnTo: flow.returnTo, stash: flow.stash, stepUp: 'too_old' })).href);
+          res.redirect(303, (await startFlow(req, res, s, { returnTo: flow.returnTo, stash: flow.stash, stepUp: 'too_old' })).href);
           return;
         }
         if (isPortcullisError(e, 'MFA_REQUIRED')) {
@@ -245,7 +280,11 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
       res.redirect(303, flow.returnTo);
     } catch (e) {
       if (isPortcullisError(e, 'LOGIN_FAILED')) {
-        await audit({ type: 'auth.login_failed', actor: null, detail: { channel: 'web', code: e.code, check: e.details?.check } });
+        const summary = refusals.flush();
+        if (summary) await audit(summaryEvent(summary));
+        if (!anonymous || refusals.take(ip, 'sign_in_callback')) {
+          await audit({ type: 'auth.login_failed', actor: null, sourceIp: ip, detail: { channel: 'web', code: e.code, check: e.details?.check } });
+        }
       }
       sendError(req, res, e, deps.log);
     }
@@ -257,7 +296,7 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
     const found = await loadSession(req, s);
     const id = typeof req.query.r === 'string' ? req.query.r : '';
     const flow = id ? await deps.sessions.getFlow(id) : undefined;
-    if (!found || !flow?.stash || flow.state !== found.session.principal.sub) {
+    if (!found || !flow?.stash || flow.state !== found.session.principal.sub || flow.expiresAt <= now()) {
       sendError(req, res, new PortcullisError('NOT_FOUND', 'nothing to resume; start again'), deps.log);
       return;
     }
@@ -297,7 +336,7 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
     const s = settings();
     const found = await loadSession(req, s);
     if (!found) {
-      res.status(401).json({ signedIn: false });
+      res.status(401).json({ signedIn: false, error: { code: 'AUTH_REQUIRED', message: 'no live session in this browser; sign in at /auth/login' } });
       return;
     }
     const p = found.session.principal;
@@ -349,10 +388,11 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
     const p = found.session.principal;
     const v = evaluateMfa({ amr: p.amr, acr: p.acr, authTime: p.authTime }, s.oidc.mfa, Math.floor(now() / 1000));
     if (v.mfa && v.fresh) return next();
-    await new Promise<void>((resolve, reject) => express.json({ limit: '16kb' })(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => jsonBody()(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
     if (!csrfOk(req, found.session)) return next(new PortcullisError('CSRF_FAILED', `send the session's CSRF token in the ${CSRF_HEADER} header`));
     const code = v.mfa ? 'MFA_TOO_OLD' : 'MFA_REQUIRED';
     const stash: StashedRequest = { method: 'POST', path: req.originalUrl, body: req.body ?? {} };
+    await reserveFlow({ user: p.sub });
     const stepUpId = newSecretId();
     await deps.sessions.createFlow(stepUpId, {
       state: p.sub,
@@ -378,13 +418,14 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
     const found = await loadSession(req, s);
     const id = typeof req.query.r === 'string' ? req.query.r : '';
     const pending = id ? await deps.sessions.takeFlow(id) : undefined;
+    if (pending && found) await limits.flowEnded({ user: found.session.principal.sub });
     if (!found || !pending?.stash || pending.state !== found.session.principal.sub || pending.expiresAt <= now()) {
       sendError(req, res, new PortcullisError('NOT_FOUND', 'nothing to step up for; start again'), deps.log);
       return;
     }
     const p = found.session.principal;
     const v = evaluateMfa({ amr: p.amr, acr: p.acr, authTime: p.authTime }, s.oidc.mfa, Math.floor(now() / 1000));
-    res.redirect(303, (await startFlow(res, s, { returnTo: '/', stash: pending.stash, stepUp: v.mfa ? 'too_old' : 'missing' })).href);
+    res.redirect(303, (await startFlow(req, res, s, { returnTo: '/', stash: pending.stash, stepUp: v.mfa ? 'too_old' : 'missing' })).href);
   });
 
   router.use('/auth', (e: unknown, req: Request, res: Response, _next: express.NextFunction) => sendError(req, res, e, deps.log));
@@ -428,13 +469,13 @@ function wantsJson(req: Request): boolean {
 }
 
 function sendError(req: Request, res: Response, e: unknown, log?: Logger): void {
-  const known = isPortcullisError(e);
-  const code = known ? e.code : 'INTERNAL';
-  const status = httpStatus(code);
-  if (status >= 500 && status !== 503) log?.error('sign-in failed', { path: req.path, ...errorFields(e) });
-  const message = known && (status < 500 || status === 503) ? e.message : 'internal error; see the broker log';
-  const check = known && typeof e.details?.check === 'string' ? e.details.check : undefined;
+  // One rendering with the API: a 5xx never carries the error's own (backend) message.
+  const { status, body, retryAfterSeconds } = errorBody(e);
+  const { code, message } = body.error;
+  if (status >= 500) log?.error('sign-in failed', { path: req.path, ...errorFields(e) });
+  const check = isPortcullisError(e) && typeof e.details?.check === 'string' ? e.details.check : undefined;
   if (res.headersSent) return;
+  if (retryAfterSeconds !== undefined) res.set('Retry-After', String(retryAfterSeconds));
   if (wantsJson(req)) {
     res.status(status).json({ error: { code, message, ...(check ? { check } : {}) } });
     return;

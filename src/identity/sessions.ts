@@ -43,6 +43,8 @@ export interface SessionStore {
   takeFlow(id: string): Promise<LoginFlow | undefined>;
   getFlow(id: string): Promise<LoginFlow | undefined>;
   deleteFlow(id: string): Promise<void>;
+  /** Stored flows, expired or not: what the in-flight cap bounds. */
+  countFlows(): Promise<number>;
   /** Removes expired sessions and flows. */
   sweep(now: number): Promise<number>;
 }
@@ -131,6 +133,11 @@ export function kyselySessionStore(db: Kysely<Database>): SessionStore {
       wrap(async () => {
         await db.deleteFrom('login_flows').where('id_hash', '=', hashId(id)).execute();
       }),
+    countFlows: () =>
+      wrap(async () => {
+        const r = await db.selectFrom('login_flows').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+        return Number(r.n);
+      }),
     sweep: (now) =>
       wrap(async () => {
         const a = await db.deleteFrom('sessions').where('expires_at', '<=', now).executeTakeFirst();
@@ -175,6 +182,7 @@ export function memorySessionStore(): SessionStore {
       return f;
     },
     deleteFlow: async (id) => void flows.delete(hashId(id)),
+    countFlows: async () => flows.size,
     sweep: async (now) => {
       let n = 0;
       for (const [k, s] of sessions) if (s.expiresAt <= now && sessions.delete(k)) n++;

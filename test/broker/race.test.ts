@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { Broker } from '../../src/broker/broker.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { Principal, UserId } from '../../src/domain/index.ts';
-import { errorBody } from '../../src/errors.ts';
+import { errorBody } from '../../src/http/errors.ts';
 import { createMemoryAdapter, type TableFirewall } from '../../src/firewall/memory.ts';
 import { createLogger } from '../../src/log.ts';
 import { loadPolicyEngine } from '../../src/policy/cedar.ts';

@@ -127,6 +127,8 @@ describe('API refusals', () => {
       ['a port the target does not declare', { ...body, port: 445 }, 'INVALID_PORT', 'port'],
       ['an unknown field', { ...body, cidr: '0.0.0.0/0' }, 'INVALID_REQUEST', 'cidr'],
       ['a body that is not JSON', '{"target":', 'INVALID_REQUEST', undefined],
+      ['a lone surrogate in reason (was 503 POLICY_UNAVAILABLE)', '{"target":"lab-pc","duration":"10m","reason":"T-1 \\ud800"}', 'INVALID_ENCODING', 'reason'],
+      ['a JSON array', '[{"target":"lab-pc"}]', 'INVALID_REQUEST', undefined],
     ];
     for (const [name, payload, code, field] of cases) {
       test(`${name} → 400 ${code}${field ? ` (field ${field})` : ''}, nothing opened`, async () => {
@@ -136,6 +138,14 @@ describe('API refusals', () => {
         assert.equal(res.body.error.field, field);
         await assertNothingOpened();
       });
+    }
+  });
+
+  test('invalid percent-encoding in a path → 400 INVALID_ENCODING naming the path (was 500)', async () => {
+    for (const path of ['/api/v1/grants/%ff', '/api/v1/grants/%E0%A4%A/revoke']) {
+      const res = await api(broker.url, path, { token, ...(path.endsWith('revoke') ? { body: {} } : {}) });
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.deepEqual([res.body.error.code, res.body.error.field], ['INVALID_ENCODING', 'path']);
     }
   });
 

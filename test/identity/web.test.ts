@@ -9,7 +9,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import express from 'express';
 import { configSchema, type Config } from '../../src/config/schema.ts';
 import { bearerAuthn } from '../../src/http/authn.ts';
-import { errorBody } from '../../src/errors.ts';
+import { errorBody } from '../../src/http/errors.ts';
 import { createWebAuth, sessionCookieName, type WebAuthSettings } from '../../src/http/web-auth.ts';
 import { refreshDeviceLogin, startDeviceLogin } from '../../src/identity/device.ts';
 import { assertMfa } from '../../src/identity/mfa.ts';
