@@ -16,6 +16,7 @@ import { createHttpApp } from './http/app.ts';
 import { bearerAuthn, type Authn } from './http/authn.ts';
 import { createWebAuth, type WebAuthSettings } from './http/web-auth.ts';
 import { webRouter } from './http/web/router.ts';
+import { securityHeaders } from './http/web/security.ts';
 import type { TokenVerifier } from './identity/port.ts';
 import { kyselySessionStore } from './identity/sessions.ts';
 import { createTokenVerifier } from './identity/tokens.ts';
@@ -112,13 +113,27 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       },
     };
     const web = createWebAuth({ settings: () => webSettings, sessions: kyselySessionStore(db.kysely), bearer, audit: (e) => store.audit(e), log, now: opts.clock, scope: config.oidc.scopes.join(' ') });
-    const mounts: { path: string; handler: express.RequestHandler | express.Router }[] = [];
+    const mounts: { path: string; handler: express.RequestHandler | express.Router }[] = [{ path: '/', handler: securityHeaders(() => webSettings?.oidc.issuer) }];
     if (config.dev.embeddedIdp) {
       mounts.push({ path: '/idp', handler: (req, res, next) => (devIdp ? devIdp.handler(req, res, next) : next()) });
       closers.push(async () => devIdp?.close());
     }
     mounts.push({ path: '/', handler: web.router });
-    mounts.push({ path: '/', handler: webRouter({ authn: web.authn, broker, limits: { minDurationSeconds: seconds(config.grants.minDuration), maxDurationSeconds: seconds(config.grants.maxDuration) }, issuer: () => webSettings?.oidc.issuer, log }) });
+    mounts.push({
+      path: '/',
+      handler: webRouter({
+        authn: web.authn,
+        broker,
+        store,
+        firewalls,
+        limits: { minDurationSeconds: seconds(config.grants.minDuration), maxDurationSeconds: seconds(config.grants.maxDuration), pendingTimeoutSeconds: seconds(config.grants.pendingTimeout) },
+        issuer: () => webSettings?.oidc.issuer,
+        auditReaderGroups: [...config.audit.readerGroups, ...config.grants.adminGroups],
+        policies: () => policy.describe(),
+        timeZone: config.policy.timeZone,
+        log,
+      }),
+    });
 
     const http = createHttpApp({
       broker,
