@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
 import type express from 'express';
 import { JsonlSink } from './audit/jsonl.ts';
 import { Broker } from './broker/broker.ts';
@@ -184,6 +185,8 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
             publicUrl: url,
             webClient: { ...webClient, redirectUris: [`${url}/auth/callback`], postLogoutRedirectUris: [`${url}/auth/signed-out`] },
             cliClient: cli,
+            // Beside the store (./data for `npm start`): its keys and enrolments outlive a restart.
+            stateDir: dirname(defaultSimulatedPath(config.store.url)),
           });
           oidc = { ...oidc, dangerouslyAllowHttpIssuer: true, clients: { web: webClient, cli } };
           banner = devIdp.bannerLines();
