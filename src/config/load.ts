@@ -17,9 +17,9 @@ export const EMBEDDED_DEFAULT = {
   targets: [
     { id: 'demo-pc', description: 'Demo Windows PC', connect: 'demo-pc.example.invalid:3389', tags: { env: 'dev', customer: 'internal' }, firewall: { kind: 'simulated' } },
     { id: 'demo-dc01', description: 'Demo domain controller', connect: 'demo-dc01.example.invalid:3389', tags: { env: 'prod', customer: 'internal', role: 'domain-controller' }, firewall: { kind: 'simulated' } },
-    // The MSP technician's customer machine. `demo-source: loopback` lets policies/msp.cedar accept this
+    // The MSP technician's customer machine. `demo_source: loopback` lets policies/msp.cedar accept this
     // computer as the source in the demo, where the MSP VPN cannot exist; no real target carries the tag.
-    { id: 'acme-pc01', description: 'ACME office PC', connect: 'acme-pc01.example.invalid:3389', tags: { env: 'prod', customer: 'acme', 'demo-source': 'loopback' }, firewall: { kind: 'simulated' } },
+    { id: 'acme-pc01', description: 'ACME office PC', connect: 'acme-pc01.example.invalid:3389', tags: { env: 'prod', customer: 'acme', demo_source: 'loopback' }, firewall: { kind: 'simulated' } },
   ],
 } as const;
 
