@@ -58,7 +58,7 @@ export interface AxeCount {
 }
 
 /** Runs axe (WCAG 2.1 A/AA) on the page at desktop size and at 390×844, with a screenshot of each. */
-export async function checkPage(page: Page, name: string, counts: AxeCount[]): Promise<void> {
+export async function checkPage(page: Page, name: string, counts: AxeCount[], opts: { phoneShot?: boolean } = {}): Promise<void> {
   const { default: AxeBuilder } = await import('@axe-core/playwright');
   mkdirSync(SCREENSHOTS, { recursive: true });
   const original = page.viewportSize() ?? DESKTOP;
@@ -73,7 +73,8 @@ export async function checkPage(page: Page, name: string, counts: AxeCount[]): P
       critical: bad.filter((v) => v.impact === 'critical').length,
       ids: bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`),
     });
-    await page.screenshot({ path: join(SCREENSHOTS, `${name}${size === 'phone' ? '-phone' : ''}.png`), fullPage: size === 'phone' });
+    // Kept small for the repository: the viewport only, and the phone size for the main pages.
+    if (size === 'desktop' || opts.phoneShot) await page.screenshot({ path: join(SCREENSHOTS, `${name}${size === 'phone' ? '-phone' : ''}.png`) });
   }
   await page.setViewportSize(original);
 }

@@ -114,7 +114,7 @@ describe('web UI: every demo persona in Chromium', () => {
     await card.waitFor();
     // Dates carry a day and a zone.
     assert.match((await page.textContent('#notice')) ?? '', /open until \d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2} (CET|CEST|GMT\+\d)/);
-    await checkPage(page, 'request-active', counts);
+    await checkPage(page, 'request-active', counts, { phoneShot: true });
     axeClean('request-active');
 
     const id = (await card.getAttribute('data-grant'))!;
@@ -124,7 +124,7 @@ describe('web UI: every demo persona in Chromium', () => {
     assert.equal(await page.textContent('#grant-state'), 'Active');
     assert.equal(await page.textContent('#connect-address'), 'demo-pc.example.invalid:3389');
     assert.match((await page.textContent('#timeline')) ?? '', /Rule in place until/);
-    await checkPage(page, 'grant-active', counts);
+    await checkPage(page, 'grant-active', counts, { phoneShot: true });
     axeClean('grant-active');
 
     // Extend: re-checked by policy (engineers self-serve up to 2 hours), and the page says the new end.
@@ -172,7 +172,7 @@ describe('web UI: every demo persona in Chromium', () => {
     await card.waitFor();
     const id = (await card.getAttribute('data-grant'))!;
     assert.equal(await alice.textContent(`[data-progress="${id}"]`), '0 of 2');
-    await checkPage(alice, 'request-pending', counts);
+    await checkPage(alice, 'request-pending', counts, { phoneShot: true });
     axeClean('request-pending');
 
     const bob = (await as(t, 'bob'))!;
@@ -183,7 +183,7 @@ describe('web UI: every demo persona in Chromium', () => {
     assert.match((await req.textContent()) ?? '', /0 of 2 approvals/);
     assert.match((await req.textContent()) ?? '', /it-team\/domain-controllers-need-two-approvers/);
     assert.match((await req.textContent()) ?? '', /Decide by/);
-    await checkPage(bob, 'approvals-inbox', counts);
+    await checkPage(bob, 'approvals-inbox', counts, { phoneShot: true });
     axeClean('approvals-inbox');
     await bob.fill(`#comment-${id}`, 'fine by me');
     await bob.click(`[data-approve="${id}"]`);
@@ -242,7 +242,7 @@ describe('web UI: every demo persona in Chromium', () => {
     const tess = await as(t, 'tess');
     if (!tess) return;
     await tess.selectOption('#target', 'acme-pc01');
-    await tess.selectOption('#duration', '3h');
+    await tess.selectOption('#duration', '4h');
     await tess.fill('#reason', 'printer broken');
     await tess.click('#submit');
     await tess.waitForSelector('#refusal-explain');
@@ -312,14 +312,14 @@ describe('web UI: every demo persona in Chromium', () => {
     assert.ok(rows.length >= 1);
     assert.ok(rows.every(([type, actor]) => type === 'grant.denied' && actor === 'bob'), JSON.stringify(rows));
     assert.match((await ada.getAttribute('#export', 'href')) ?? '', /^\/audit\/export\.jsonl\?.*type=grant\.denied/);
-    await checkPage(ada, 'audit-filtered', counts);
+    await checkPage(ada, 'audit-filtered', counts, { phoneShot: true });
     axeClean('audit-filtered');
 
     await ada.goto(`${broker.url}/admin`);
     await ready(ada);
     assert.match((await ada.textContent('#scan')) ?? '', /No exposure scan is recorded yet/);
     assert.match((await ada.textContent('#gates')) ?? '', /acme-pc01/);
-    await checkPage(ada, 'admin', counts);
+    await checkPage(ada, 'admin', counts, { phoneShot: true });
     axeClean('admin');
     const row = ada.locator('#live tbody tr', { hasText: 'acme-pc01' });
     await row.locator('[data-revoke]').click();
