@@ -157,4 +157,28 @@ describe('HTTP routes (supertest, in process)', () => {
     assert.match(admin.text, /<tr data-target="acme-pc01">/);
     assert.match(admin.text, /No exposure scan is recorded yet/);
   });
+
+  test('API routes with a session: statuses per role and input, JSON errors with codes, no-store and the same headers', async () => {
+    const get = (u: string, path: string) => request(http).get(`/api/v1${path}`).set('Cookie', cookie(u));
+    for (const [user, path, status, code] of [
+      ['alice', '/me', 200, undefined], ['alice', '/targets', 200, undefined], ['alice', '/grants', 200, undefined], ['alice', '/grants?view=mine', 200, undefined],
+      ['bob', '/grants?view=approvable', 200, undefined], ['alice', '/grants?view=all', 403, 'FORBIDDEN'], ['ada', '/grants?view=all', 200, undefined],
+      ['alice', '/grants?view=nonsense', 400, 'INVALID_REQUEST'], ['alice', '/grants/g_0123456789abcdef', 404, 'GRANT_NOT_FOUND'],
+      ['alice', '/audit', 403, 'FORBIDDEN'], ['ada', '/audit', 200, undefined], ['ada', '/audit/verify', 200, undefined],
+    ] as const) {
+      const r = await get(user, path);
+      assert.equal(r.status, status, `${user} ${path}`);
+      assert.equal(r.headers['cache-control'], 'no-store', path);
+      assert.equal(r.headers['x-frame-options'], 'DENY', path);
+      if (code) assert.equal(r.body.error.code, code, `${user} ${path}`);
+    }
+    const token = await csrfOf('alice');
+    const post = (path: string, body: unknown) => request(http).post(`/api/v1${path}`).set('Cookie', cookie('alice')).set('X-CSRF-Token', token).send(body as object);
+    assert.equal((await post('/grants', { target: 'nope', duration: '1h', reason: 'T-1' })).body.error.code, 'INVALID_TARGET');
+    assert.equal((await post('/grants', { target: 'demo-pc', duration: 'forever', reason: 'T-1' })).body.error.field, 'duration');
+    const bad = await request(http).post('/api/v1/grants').set('Cookie', cookie('alice')).set('X-CSRF-Token', token).set('content-type', 'application/json').send('{not json');
+    assert.equal(bad.status, 400);
+    assert.equal((await post('/grants/g_0123456789abcdef/extend', { duration: '1h' })).status, 404);
+    assert.equal((await post('/grants/g_0123456789abcdef/deny', {})).status, 404);
+  });
 });
