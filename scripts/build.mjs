@@ -14,3 +14,5 @@ try {
 }
 rmSync('dist/http/web/static', { recursive: true, force: true });
 cpSync('src/http/web/static', 'dist/http/web/static', { recursive: true });
+rmSync('dist/http/web/views', { recursive: true, force: true });
+cpSync('src/http/web/views', 'dist/http/web/views', { recursive: true });

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
 import type express from 'express';
 import { JsonlSink } from './audit/jsonl.ts';
 import { Broker } from './broker/broker.ts';
@@ -20,6 +21,7 @@ import { RefusalBudget, summaryEvent } from './http/refusal-budget.ts';
 import { bearerAuthn, type Authn } from './http/authn.ts';
 import { createWebAuth, type WebAuthSettings } from './http/web-auth.ts';
 import { webRouter } from './http/web/router.ts';
+import { securityHeaders } from './http/web/security.ts';
 import type { TokenVerifier } from './identity/port.ts';
 import { kyselySessionStore } from './identity/sessions.ts';
 import { createTokenVerifier } from './identity/tokens.ts';
@@ -163,13 +165,27 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
     });
     const sessions = kyselySessionStore(db.kysely);
     const web = createWebAuth({ settings: () => webSettings, sessions, bearer, audit: (e) => store.audit(e), log, now: opts.clock, scope: config.oidc.scopes.join(' '), limits, refusals });
-    const mounts: { path: string; handler: express.RequestHandler | express.Router }[] = [];
+    const mounts: { path: string; handler: express.RequestHandler | express.Router }[] = [{ path: '/', handler: securityHeaders(() => webSettings?.oidc.issuer) }];
     if (config.dev.embeddedIdp) {
       mounts.push({ path: '/idp', handler: (req, res, next) => (devIdp ? devIdp.handler(req, res, next) : next()) });
       closers.push(async () => devIdp?.close());
     }
     mounts.push({ path: '/', handler: web.router });
-    mounts.push({ path: '/', handler: webRouter({ authn: web.authn, broker, limits: { minDurationSeconds: seconds(config.grants.minDuration), maxDurationSeconds: seconds(config.grants.maxDuration) }, issuer: () => webSettings?.oidc.issuer, log }) });
+    mounts.push({
+      path: '/',
+      handler: webRouter({
+        authn: web.authn,
+        broker,
+        store,
+        firewalls,
+        limits: { minDurationSeconds: seconds(config.grants.minDuration), maxDurationSeconds: seconds(config.grants.maxDuration), pendingTimeoutSeconds: seconds(config.grants.pendingTimeout) },
+        issuer: () => webSettings?.oidc.issuer,
+        auditReaderGroups: [...config.audit.readerGroups, ...config.grants.adminGroups],
+        policies: () => policy.describe(),
+        timeZone: config.policy.timeZone,
+        log,
+      }),
+    });
 
     const http = createHttpApp({
       broker,
@@ -238,6 +254,8 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
             publicUrl: url,
             webClient: { ...webClient, redirectUris: [`${url}/auth/callback`], postLogoutRedirectUris: [`${url}/auth/signed-out`] },
             cliClient: cli,
+            // Beside the store (./data for `npm start`): its keys and enrolments outlive a restart.
+            stateDir: dirname(defaultSimulatedPath(config.store.url)),
           });
           oidc = { ...oidc, dangerouslyAllowHttpIssuer: true, clients: { web: webClient, cli } };
           banner = devIdp.bannerLines();

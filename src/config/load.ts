@@ -12,10 +12,14 @@ export const EMBEDDED_DEFAULT = {
   policy: { dir: fileURLToPath(new URL('../../policies', import.meta.url)) },
   oidc: { clients: { web: { id: 'portcullis-web' }, cli: { id: 'portcullis-cli' } } },
   store: { url: 'sqlite:./data/portcullis.db' },
-  audit: { jsonl: './data/audit.jsonl', readerGroups: ['approvers'] },
+  audit: { jsonl: './data/audit.jsonl', readerGroups: ['approvers', 'auditors'] },
+  grants: { adminGroups: ['portcullis-admins'] },
   targets: [
-    { id: 'demo-pc', description: 'Demo Windows PC (simulated firewall)', connect: 'demo-pc.example.invalid:3389', tags: { env: 'dev', customer: 'internal' }, firewall: { kind: 'simulated' } },
-    { id: 'demo-dc01', description: 'Demo domain controller (simulated firewall)', connect: 'demo-dc01.example.invalid:3389', tags: { env: 'prod', customer: 'internal', role: 'domain-controller' }, firewall: { kind: 'simulated' } },
+    { id: 'demo-pc', description: 'Demo Windows PC', connect: 'demo-pc.example.invalid:3389', tags: { env: 'dev', customer: 'internal' }, firewall: { kind: 'simulated' } },
+    { id: 'demo-dc01', description: 'Demo domain controller', connect: 'demo-dc01.example.invalid:3389', tags: { env: 'prod', customer: 'internal', role: 'domain-controller' }, firewall: { kind: 'simulated' } },
+    // The MSP technician's customer machine. `demo_source: loopback` lets policies/msp.cedar accept this
+    // computer as the source in the demo, where the MSP VPN cannot exist; no real target carries the tag.
+    { id: 'acme-pc01', description: 'ACME office PC', connect: 'acme-pc01.example.invalid:3389', tags: { env: 'prod', customer: 'acme', demo_source: 'loopback' }, firewall: { kind: 'simulated' } },
   ],
 } as const;
 

@@ -6,6 +6,7 @@ import { exportJWK, generateKeyPair } from 'jose';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { Secret, TOTP } from 'otpauth';
 import QRCode from 'qrcode';
+import { devIdpStateFile } from './state.ts';
 import { enrolPage, esc, loginPage, messagePage, otpPage, providerFormPage } from './pages.ts';
 
 export interface DevUser {
@@ -15,6 +16,8 @@ export interface DevUser {
   email: string;
   groups: string[];
   role: string;
+  /** What this persona shows in the demo (the start banner says it). */
+  shows?: string | undefined;
   /** Base32 TOTP secret; undefined until the user enrols. */
   totpSecret?: string | undefined;
 }
@@ -27,6 +30,8 @@ export interface DevIdpOptions {
   webClient: { id: string; secret: string; redirectUris: string[]; postLogoutRedirectUris?: string[] };
   cliClient: { id: string };
   users?: DevUser[];
+  /** Where the signing key and enrolments persist (./data for `npm start`); undefined = fresh each start. */
+  stateDir?: string | undefined;
 }
 
 export interface DevIdp {
@@ -39,10 +44,12 @@ export interface DevIdp {
 
 // Fixed so that a demo authenticator entry keeps working across restarts; these guard nothing real.
 export const DEMO_USERS: DevUser[] = [
-  { id: 'alice', password: 'alice-demo', name: 'Alice Requester', email: 'alice@example.test', groups: ['engineers'], role: 'requester', totpSecret: 'JBSWY3DPEHPK3PXPALICEAAA' },
-  { id: 'bob', password: 'bob-demo', name: 'Bob Approver', email: 'bob@example.test', groups: ['approvers', 'engineers'], role: 'approver', totpSecret: 'JBSWY3DPEHPK3PXPBOBAAAAA' },
-  { id: 'tess', password: 'tess-demo', name: 'Tess MSP Technician', email: 'tess@msp.example.test', groups: ['msp-technicians', 'customer-acme'], role: 'MSP technician', totpSecret: 'JBSWY3DPEHPK3PXPTESSAAAA' },
-  { id: 'nina', password: 'nina-demo', name: 'Nina NoMFA', email: 'nina@example.test', groups: ['engineers'], role: 'requester without MFA enrolled' },
+  { id: 'alice', password: 'alice-demo', name: 'Alice Requester', email: 'alice@example.test', groups: ['engineers'], role: 'requester', shows: 'opens demo-pc at once; asks for demo-dc01 (needs bob and carol)', totpSecret: 'JBSWY3DPEHPK3PXPALICEAAA' },
+  { id: 'bob', password: 'bob-demo', name: 'Bob Approver', email: 'bob@example.test', groups: ['approvers', 'engineers'], role: 'approver', shows: 'approves or denies alice at /approvals', totpSecret: 'JBSWY3DPEHPK3PXPBOBAAAAA' },
+  { id: 'carol', password: 'carol-demo', name: 'Carol Second Approver', email: 'carol@example.test', groups: ['approvers', 'engineers', 'msp-duty-managers'], role: 'approver, MSP duty manager', shows: "the second approval of demo-dc01; approves tess's acme requests", totpSecret: 'JBSWY3DPEHPK3PXPCAROLAAA' },
+  { id: 'tess', password: 'tess-demo', name: 'Tess MSP Technician', email: 'tess@msp.example.test', groups: ['msp-technicians', 'msp-customer-acme'], role: 'MSP technician', shows: 'asks for acme-pc01 with a ticket (T-…); carol approves', totpSecret: 'JBSWY3DPEHPK3PXPTESSAAAA' },
+  { id: 'nina', password: 'nina-demo', name: 'Nina NoMFA', email: 'nina@example.test', groups: ['engineers'], role: 'requester without MFA', shows: 'is refused without MFA, then enrols a TOTP app (QR code)' },
+  { id: 'ada', password: 'ada-demo', name: 'Ada Admin', email: 'ada@example.test', groups: ['portcullis-admins', 'auditors'], role: 'admin and auditor', shows: "sees /audit (filters, chain check, export) and /admin (everyone's grants, revoke, health)", totpSecret: 'JBSWY3DPEHPK3PXPADAAAAAA' },
 ];
 
 export function totpFor(user: DevUser): TOTP {
@@ -53,6 +60,8 @@ interface Pending {
   user: string;
   /** Set when the enrolment page was shown, until the code is confirmed. */
   enrolSecret?: string;
+  /** False when the broker asked for a second factor (step-up after MFA_REQUIRED): skipping again would loop. */
+  allowSkip?: boolean;
   attempts: number;
 }
 
@@ -63,8 +72,20 @@ export async function createDevIdp(o: DevIdpOptions): Promise<DevIdp> {
   // Last accepted TOTP time step per user: a code works once (RFC 6238 §5.2).
   const lastStep = new Map<string, number>();
 
-  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-  const jwk = { ...(await exportJWK(privateKey)), kid: `dev-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' };
+  const store = o.stateDir ? devIdpStateFile(o.stateDir) : undefined;
+  const saved = store?.load() ?? { enrolments: {} };
+  for (const [id, secret] of Object.entries(saved.enrolments)) {
+    const u = users.get(id);
+    if (u && !u.totpSecret) u.totpSecret = secret;
+  }
+  let jwk = saved.signingKey;
+  if (!jwk) {
+    const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+    jwk = { ...(await exportJWK(privateKey)), kid: `dev-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' };
+  }
+  const cookieKey = saved.cookieKey ?? randomBytes(32).toString('hex');
+  const state = { signingKey: jwk, cookieKey, enrolments: saved.enrolments };
+  store?.save(state);
 
   const config: Configuration = {
     clients: [
@@ -89,7 +110,7 @@ export async function createDevIdp(o: DevIdpOptions): Promise<DevIdp> {
       },
     ],
     jwks: { keys: [jwk as never] },
-    cookies: { keys: [randomBytes(32).toString('hex')] },
+    cookies: { keys: [cookieKey] },
     claims: {
       openid: ['sub', 'amr', 'acr', 'auth_time', 'sid'],
       email: ['email', 'email_verified'],
@@ -187,13 +208,15 @@ export async function createDevIdp(o: DevIdpOptions): Promise<DevIdp> {
       return;
     }
     const secret = new Secret({ size: 20 }).base32;
-    pending.set(details.uid, { user: u.id, enrolSecret: secret, attempts: 0 });
-    res.type('html').send(await enrolment(details.uid, u, secret));
+    const prompt = String(details.params.prompt ?? '').split(' ');
+    const allowSkip = !prompt.includes('login') && details.params.max_age === undefined && details.params.acr_values === undefined;
+    pending.set(details.uid, { user: u.id, enrolSecret: secret, allowSkip, attempts: 0 });
+    res.type('html').send(await enrolment(details.uid, u, secret, allowSkip));
   });
 
-  async function enrolment(uid: string, u: DevUser, secret: string, error?: string): Promise<string> {
+  async function enrolment(uid: string, u: DevUser, secret: string, allowSkip: boolean, error?: string): Promise<string> {
     const uri = totpFor({ ...u, totpSecret: secret }).toString();
-    return enrolPage(action(uid, 'otp'), action(uid, 'skip'), u.id, await QRCode.toDataURL(uri, { margin: 1, width: 180 }), secret, error);
+    return enrolPage(action(uid, 'otp'), allowSkip ? action(uid, 'skip') : undefined, u.id, await QRCode.toDataURL(uri, { margin: 1, width: 180 }), secret, error);
   }
 
   router.post('/interaction/:uid/otp', noStore, form, async (req, res) => {
@@ -217,11 +240,15 @@ export async function createDevIdp(o: DevIdpOptions): Promise<DevIdp> {
         return;
       }
       const msg = 'That code is not valid. Wait for the next code and try again.';
-      res.status(401).type('html').send(p.enrolSecret ? await enrolment(details.uid, u, secret, msg) : otpPage(action(details.uid, 'otp'), u.id, msg));
+      res.status(401).type('html').send(p.enrolSecret ? await enrolment(details.uid, u, secret, p.allowSkip ?? false, msg) : otpPage(action(details.uid, 'otp'), u.id, msg));
       return;
     }
     lastStep.set(u.id, step);
-    if (p.enrolSecret) u.totpSecret = p.enrolSecret;
+    if (p.enrolSecret) {
+      u.totpSecret = p.enrolSecret;
+      state.enrolments[u.id] = p.enrolSecret;
+      store?.save(state);
+    }
     pending.delete(details.uid);
     // amr "otp" only after a verified TOTP code (RFC 8176).
     await provider.interactionFinished(req, res, { login: { accountId: u.id, amr: ['pwd', 'otp'] } }, { mergeWithLastSubmission: false });
@@ -230,7 +257,7 @@ export async function createDevIdp(o: DevIdpOptions): Promise<DevIdp> {
   router.post('/interaction/:uid/skip', noStore, async (req, res) => {
     const details = await provider.interactionDetails(req, res);
     const p = pending.get(details.uid);
-    if (!p?.enrolSecret) {
+    if (!p?.enrolSecret || !p.allowSkip) {
       res.status(400).type('html').send(messagePage('Start again', 'This sign-in step has expired.'));
       return;
     }
@@ -249,7 +276,8 @@ export async function createDevIdp(o: DevIdpOptions): Promise<DevIdp> {
         `  Web: open ${o.publicUrl}/auth/login and sign in as one of:`,
       ];
       for (const u of users.values()) {
-        lines.push(`    ${u.id.padEnd(6)} / ${u.password.padEnd(10)} ${u.role.padEnd(30)} ${u.totpSecret ? `TOTP secret ${u.totpSecret}` : 'no MFA yet: enrol at sign-in (QR code)'}`);
+        lines.push(`    ${u.id.padEnd(6)} / ${u.password.padEnd(11)} ${u.role.padEnd(27)} ${u.totpSecret ? `TOTP secret ${u.totpSecret}` : 'no MFA yet: enrol at sign-in (QR code)'}`);
+        if (u.shows) lines.push(`             shows: ${u.shows}`);
       }
       lines.push('  Add a TOTP secret to any authenticator app (SHA1, 6 digits, 30 s), or print the current code with:');
       lines.push(`    npx tsx -e "import('otpauth').then(o=>console.log(new o.TOTP({secret:o.Secret.fromBase32('<SECRET>')}).generate()))"`);

@@ -34,11 +34,11 @@ export function otpPage(action: string, user: string, error?: string): string {
 <form method="post" action="${esc(action)}" autocomplete="off"><label for="otp">Code</label><input id="otp" class="code" type="text" name="otp" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" autofocus required><button type="submit">Verify</button></form>`);
 }
 
-export function enrolPage(action: string, skipAction: string, user: string, qrDataUrl: string, secret: string, error?: string): string {
+export function enrolPage(action: string, skipAction: string | undefined, user: string, qrDataUrl: string, secret: string, error?: string): string {
   return layout('Set up two-step verification', `<h1>Set up two-step verification</h1><p><strong>${esc(user)}</strong> has no second factor yet. Scan this code with an authenticator app, then enter the code it shows.</p>${error ? `<div class="error">${esc(error)}</div>` : ''}
 <img class="qr" alt="QR code of the TOTP secret" src="${esc(qrDataUrl)}"><p>Or enter this key by hand:</p><div class="secret">${esc(secret)}</div>
 <form method="post" action="${esc(action)}" autocomplete="off"><label for="otp">Code</label><input id="otp" class="code" type="text" name="otp" inputmode="numeric" maxlength="6" required><button type="submit">Turn on and continue</button></form>
-<form method="post" action="${esc(skipAction)}"><button class="link" type="submit">Skip for now (sign in with password only)</button></form>`);
+${skipAction ? `<form method="post" action="${esc(skipAction)}"><button class="link" type="submit">Skip for now (sign in with password only)</button></form>` : '<p class="hint">Portcullis asked for a second factor, so this step cannot be skipped.</p>'}`);
 }
 
 export function messagePage(title: string, text: string): string {

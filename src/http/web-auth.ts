@@ -17,6 +17,7 @@ import { jsonBody } from './body.ts';
 import { errorBody } from './errors.ts';
 import { RateLimits, rateLimited } from './rate-limit.ts';
 import { RefusalBudget, summaryEvent } from './refusal-budget.ts';
+import { messagePage } from './web/router.ts';
 
 export interface WebAuthSettings {
   /** The resolved OIDC section; `issuer` must be set (the embedded IdP's is known once listening). */
@@ -142,6 +143,10 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
       // A cookie is sent by the browser on cross-site posts too; the token proves the page was ours.
       if (UNSAFE.has(req.method) && !csrfOk(req, found.session)) {
         throw new PortcullisError('CSRF_FAILED', `send the session's CSRF token in the ${CSRF_HEADER} header`);
+      }
+      // Defence in depth beside the token: a browser names the page's origin on every cross-origin post.
+      if (UNSAFE.has(req.method) && !csrfVerified.has(req) && !sameOrigin(req, s!.publicUrl)) {
+        throw new PortcullisError('CSRF_FAILED', 'the request came from another site');
       }
       return { ...found.session.principal, channel: 'web' };
     },
@@ -305,8 +310,7 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
       return;
     }
     res.type('html').send(
-      page('Continue your request', `<p>You signed in again. Continue with:</p><pre>${esc(flow.stash.method)} ${esc(flow.stash.path)}\n${esc(JSON.stringify(flow.stash.body, null, 2))}</pre>
-<form method="post" action="/auth/resume"><input type="hidden" name="r" value="${esc(id)}"><input type="hidden" name="_csrf" value="${esc(found.session.csrf)}"><button type="submit">Continue</button></form>`),
+      messagePage({ heading: 'Continue your request', message: 'You signed in again. Continue with:', pre: `${flow.stash.method} ${flow.stash.path}\n${JSON.stringify(flow.stash.body, null, 2)}`, form: { action: '/auth/resume', fields: { r: id, _csrf: found.session.csrf }, label: 'Continue' } }),
     );
   });
 
@@ -374,7 +378,7 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
   });
 
   router.get('/auth/signed-out', (_req, res) => {
-    res.type('html').send(page('Signed out', '<p>You are signed out of Portcullis.</p><p><a class="button" href="/auth/login">Sign in again</a></p>'));
+    res.type('html').send(messagePage({ heading: 'Signed out', message: 'You are signed out of Portcullis.', links: [{ href: '/auth/login', label: 'Sign in again', primary: true }] }));
   });
 
   // Session-authenticated API calls whose MFA is missing or stale are answered with a step-up link
@@ -458,6 +462,17 @@ function readCookie(req: Request, name: string): string | undefined {
   return undefined;
 }
 
+/** No Origin header (curl, older browsers on same-origin GET-born posts) passes; a foreign one does not. */
+function sameOrigin(req: Request, publicUrl: string): boolean {
+  const origin = req.get('origin');
+  if (origin === undefined) return true;
+  try {
+    return origin === new URL(publicUrl).origin;
+  } catch {
+    return false;
+  }
+}
+
 function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -481,18 +496,16 @@ function sendError(req: Request, res: Response, e: unknown, log?: Logger): void 
     return;
   }
   const retry = code === 'MFA_REQUIRED' ? '/auth/login?mfa=1' : code === 'MFA_TOO_OLD' ? '/auth/login?fresh=1' : '/auth/login';
+  const plain: Record<string, string> = {
+    MFA_REQUIRED: 'Portcullis needs a second factor, and this sign-in used a password only. Sign in again and set up your authenticator app when asked.',
+    MFA_TOO_OLD: 'Your second-factor sign-in is too old. Sign in again to continue.',
+  };
   res
     .status(status)
     .type('html')
-    .send(page('Sign-in did not complete', `<p class="error" data-code="${esc(code)}"><strong>${esc(code)}</strong>: ${esc(message)}</p><p><a class="button" href="${retry}">Sign in again</a></p>`));
+    .send(messagePage({ heading: 'Sign-in did not complete', message: plain[code] ?? sentence(message), code, paragraphs: plain[code] ? [] : [`(${code})`], links: [{ href: retry, label: code === 'MFA_REQUIRED' ? 'Sign in with a second factor' : 'Sign in again', primary: true }] }));
 }
 
-export function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-function page(title: string, body: string): string {
-  return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${esc(title)} · Portcullis</title>
-<style>body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}main{max-width:28rem;margin:10vh auto;background:#fff;border-radius:10px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:2rem}h1{font-size:1.3rem;margin:0 0 1rem}.error{color:#a4161a}pre{background:#f4f5f7;padding:.75rem;border-radius:6px;overflow:auto}.button,button{display:inline-block;background:#2450d8;color:#fff;border:0;border-radius:6px;padding:.55rem 1.1rem;font:inherit;text-decoration:none;cursor:pointer}</style>
-</head><body><main><h1>${esc(title)}</h1>${body}</main></body></html>`;
+function sentence(m: string): string {
+  return m ? m.charAt(0).toUpperCase() + m.slice(1) + (/[.!?]$/.test(m) ? '' : '.') : '';
 }

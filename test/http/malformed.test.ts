@@ -32,7 +32,7 @@ describe('malformed input gets a 4xx with a code, never a 5xx', () => {
   ];
   // Over the real socket: superagent would re-serialise a Buffer sent as JSON.
   const sendEncoded = async (enc: string, bytes: Buffer) => {
-    const res = await fetch(`${w.broker.url}/api/v1/grants`, { method: 'POST', headers: { authorization: `Bearer ${w.token}`, 'content-type': 'application/json', 'content-encoding': enc }, body: bytes });
+    const res = await fetch(`${w.broker.url}/api/v1/grants`, { method: 'POST', headers: { authorization: `Bearer ${w.token}`, 'content-type': 'application/json', 'content-encoding': enc }, body: new Uint8Array(bytes) });
     return { status: res.status, body: (await res.json()) as any };
   };
   for (const [enc, name, bytes] of encoded) {

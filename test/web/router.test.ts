@@ -1,7 +1,7 @@
 // The web UI's server side without a browser: landing page and CSP, hashed static files, .rdp downloads, no-store.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { rdpFile, rdpFilename } from '../../src/http/web/rdp.ts';
+import { connectEndpoint, rdpFileText, rdpFilename } from '../../src/connect/rdp.ts';
 import { startBroker, tempDir, testConfig, type RunningBroker } from '../helpers/broker.ts';
 
 describe('web UI routes', () => {
@@ -23,7 +23,7 @@ describe('web UI routes', () => {
     assert.equal(res.status, 200);
     const html = await res.text();
     const csp = res.headers.get('content-security-policy') ?? '';
-    assert.match(csp, /default-src 'none'; script-src 'self'; style-src 'self';/);
+    assert.match(csp, /default-src 'none'; ?script-src 'self'; ?style-src 'self';/);
     assert.match(csp, new RegExp(`form-action 'self' ${broker.url.replace(/[.]/g, '\\.')}(;|$)`), 'sign-out may follow the IdP logout redirect');
     assert.equal(res.headers.get('cache-control'), 'no-store');
     assert.equal(res.headers.get('x-frame-options'), 'DENY');
@@ -49,17 +49,20 @@ describe('web UI routes', () => {
   test('an .rdp download needs a session: signed out it sends the browser to sign in', async () => {
     const res = await fetch(`${broker.url}/ui/grants/g_0123456789abcdef/connect.rdp`, { redirect: 'manual' });
     assert.equal(res.status, 303);
-    assert.equal(res.headers.get('location'), '/auth/login?returnTo=%2F');
+    assert.equal(res.headers.get('location'), '/auth/login?returnTo=%2Fgrants%2Fg_0123456789abcdef', 'and back to the grant page after');
   });
 
-  test('rdpFile writes the address only, adds the port when connect has none, and cannot be given extra lines', () => {
-    assert.equal(rdpFile('dc01.acme.example:3389', 3389).split('\r\n')[0], 'full address:s:dc01.acme.example:3389');
-    assert.equal(rdpFile('gw.example', 13389).split('\r\n')[0], 'full address:s:gw.example:13389');
-    assert.equal(rdpFile('gw.example', 3389).split('\r\n')[0], 'full address:s:gw.example');
-    assert.equal(rdpFile('[2001:db8::1]:3390', 3390).split('\r\n')[0], 'full address:s:[2001:db8::1]:3390');
-    const evil = rdpFile('host\r\nalternate shell:s:cmd.exe', 3389);
-    assert.equal(evil.split('\r\n').filter((l) => l.startsWith('alternate shell')).length, 0);
-    assert.doesNotMatch(evil, /password/i);
+  test('one .rdp generator: the grant port on the configured host, redirection settings, no injected lines', () => {
+    const rdp = (connect: string, port: number) => {
+      const ep = connectEndpoint(connect, port)!;
+      return rdpFileText(ep.host, ep.port);
+    };
+    assert.equal(rdp('dc01.acme.example:3389', 3389).split('\r\n')[0], 'full address:s:dc01.acme.example:3389');
+    assert.equal(rdp('gw.example', 13389).split('\r\n')[0], 'full address:s:gw.example:13389');
+    assert.equal(rdp('[2001:db8::1]:3390', 3390).split('\r\n')[0], 'full address:s:[2001:db8::1]:3390');
+    assert.match(rdp('gw.example', 3389), /\r\nredirectdrives:i:0\r\n/);
+    assert.throws(() => rdp('host\r\nalternate shell:s:cmd.exe', 3389), { code: 'RDP_BAD_HOST' });
+    assert.doesNotMatch(rdp('gw.example', 3389), /password/i);
     assert.equal(rdpFilename('acme-dc01'), 'acme-dc01.rdp');
     assert.equal(rdpFilename('a"b/c'), 'a_b_c.rdp');
   });

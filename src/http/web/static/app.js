@@ -69,11 +69,12 @@ function clock(seconds) {
   const ss = String(s % 60).padStart(2, '0');
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
 }
+/** Always a date and a zone ("2 Dec 2026, 08:15 CET"): a time alone is ambiguous in a screenshot or across zones. */
 function timeOf(iso) {
   if (!iso) return '—';
   const d = new Date(iso);
-  const sameDay = d.toDateString() === new Date().toDateString();
-  return sameDay ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+  if (Number.isNaN(d.getTime())) return '—';
+  return d.toLocaleString('en-GB', { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });
 }
 
 /**
@@ -216,6 +217,35 @@ function showError(error) {
   box.replaceChildren(sentence(error.message), ' ', el('span', { class: 'muted', text: `(${error.code})` }));
   box.dataset.code = error.code;
   box.hidden = false;
+  if (error.code === 'POLICY_DENIED') void explainRefusal(box, error);
+}
+
+/** Which policy refused, in its own words, and what would be allowed instead. */
+async function explainRefusal(box, error) {
+  const draft = readForm();
+  const ids = /denied by policy (.+)$/.exec(error.message)?.[1]?.split(', ') ?? [];
+  const q = new URLSearchParams({ target: draft.target, policies: ids.join(',') });
+  if (draft.sourceIp) q.set('sourceIp', draft.sourceIp);
+  let x;
+  try {
+    const res = await fetch(`/ui/explain?${q}`, { headers: { accept: 'application/json' }, cache: 'no-store' });
+    if (!res.ok) return;
+    x = await res.json();
+  } catch {
+    return;
+  }
+  const list = el('ul', { class: 'explain', id: 'refusal-explain' });
+  for (const p of x.policies) if (p.why) list.append(el('li', {}, el('strong', { text: `${p.id}: ` }), p.why));
+  const asked = parseDuration(draft.duration) ?? 0;
+  const a = x.fromAsked;
+  if (a.maxMinutes > 0) {
+    if (a.immediateMinutes > 0 && a.immediateMinutes * 60 < asked) list.append(el('li', { text: `Allowed instead: up to ${durationLabel(a.immediateMinutes * 60)} at once${a.maxMinutes > a.immediateMinutes ? `, or up to ${durationLabel(a.maxMinutes * 60)} with an approver` : ''}.` }));
+    else if (a.maxMinutes * 60 < asked) list.append(el('li', { text: `Allowed instead: up to ${durationLabel(a.maxMinutes * 60)}${a.approval ? ' with an approver' : ''}.` }));
+    else if (a.approval) list.append(el('li', { text: 'This needs an approver: ask again and it goes to the approvals inbox.' }));
+  }
+  if (x.fromHere && x.fromHere.maxMinutes > 0 && a.maxMinutes === 0) list.append(el('li', { text: `From this computer (${x.fromHere.address}) up to ${durationLabel(x.fromHere.maxMinutes * 60)} would be allowed: choose “This computer”.` }));
+  if (!list.children.length) list.append(el('li', { text: 'Nothing on this target is allowed for you with this source. Ask your administrator which group or address you need.' }));
+  box.append(list);
 }
 
 function stepUp(mode) {
@@ -238,9 +268,12 @@ function fillTargets() {
   const options = [el('option', { value: '', text: state.targets.length ? 'Choose a target…' : 'No targets available to you' })];
   for (const t of state.targets) {
     const lim = limitOf(t);
+    // The broker previews without your reason, so a rule about the reason (a ticket number) can make a
+    // target look closed that a good reason opens: offer it, and let a refusal explain itself.
     const none = lim.maxSeconds === 0;
-    const label = `${t.id}${t.description ? ` — ${t.description}` : ''}${isSimulated(t) ? ' (simulated firewall)' : ''}${none ? ' (not permitted)' : ''}`;
-    options.push(el('option', { value: t.id, text: label, disabled: none }));
+    const simulatedNote = isSimulated(t) && !/simulated/i.test(t.description ?? '') ? ' (simulated firewall)' : '';
+    const label = `${t.id}${t.description ? ` — ${t.description}` : ''}${simulatedNote}${none ? ' (may be refused)' : ''}`;
+    options.push(el('option', { value: t.id, text: label }));
   }
   select.replaceChildren(...options);
   if (keep && targetById(keep)) select.value = keep;
@@ -375,10 +408,39 @@ function trackDeadline(g, fresh) {
 async function refreshGrants() {
   const r = await api('GET', '/grants?limit=50');
   if (r.error) return;
-  state.grants = r.data.grants;
+  const before = new Map(state.grants.map((g) => [g.id, g]));
+  const grants = r.data.grants;
+  // Approvals (who, comment) come with one grant at a time: fetched for pending ones and just-decided ones.
+  await Promise.all(
+    grants.map(async (g, i) => {
+      const was = before.get(g.id);
+      if (g.state !== 'pending' && !(was && was.state === 'pending')) {
+        if (was?.approvals) grants[i] = { ...g, approvals: was.approvals };
+        return;
+      }
+      const one = await api('GET', `/grants/${encodeURIComponent(g.id)}`);
+      if (!one.error) grants[i] = one.data.grant;
+    }),
+  );
+  for (const g of grants) {
+    const was = before.get(g.id);
+    if (was && was.state === 'pending' && g.state !== 'pending') announceDecision(g);
+    else if (was && was.state === 'pending' && (was.approvals ?? []).length !== (g.approvals ?? []).length) announceDecision(g);
+  }
+  state.grants = grants;
   for (const g of state.grants) trackDeadline(g, false);
   renderGrants(false);
   schedulePoll();
+}
+
+function announceDecision(g) {
+  const ds = g.approvals ?? [];
+  const last = ds[ds.length - 1];
+  const said = last?.comment ? `: “${last.comment}”` : '';
+  if (g.state === 'denied') notice(last ? `${last.approver} denied your request for ${g.target}${said}` : `Your request for ${g.target} was refused.`, undefined, 'error');
+  else if (g.state === 'active') notice(`${ds.filter((a) => a.decision === 'approve').map((a) => a.approver).join(' and ') || 'An approver'} approved: access to ${g.target} is open until ${timeOf(g.expiresAt)}${said}.`);
+  else if (g.state === 'pending' && last) notice(`${last.approver} approved your request for ${g.target}${said}. It needs ${g.requiredApprovals - ds.filter((a) => a.decision === 'approve').length} more approval(s).`);
+  else if (g.state === 'expired') notice(`Nobody decided your request for ${g.target} in time.`, undefined, 'error');
 }
 
 function schedulePoll() {
@@ -387,13 +449,13 @@ function schedulePoll() {
   if (!live.length) return;
   // Transitions (opening, closing) settle in a moment; an approval may take minutes.
   const busy = live.some((g) => ['requested', 'approved', 'opening', 'closing'].includes(g.state));
-  state.pollTimer = setTimeout(refreshGrants, busy ? 1500 : live.some((g) => g.state === 'pending') ? 5000 : 15000);
+  state.pollTimer = setTimeout(refreshGrants, busy ? 1500 : live.some((g) => g.state === 'pending') ? 2000 : 15000);
 }
 
 function renderGrants(force) {
   const live = state.grants.filter((g) => LIVE.includes(g.state));
   const done = state.grants.filter((g) => !LIVE.includes(g.state)).slice(0, 8);
-  const sig = state.grants.map((g) => `${g.id}:${g.state}:${g.expiresAt}`).join('|') + `#${state.targets.length}`;
+  const sig = state.grants.map((g) => `${g.id}:${g.state}:${g.expiresAt}:${(g.approvals ?? []).length}`).join('|') + `#${state.targets.length}`;
   // Re-render only on change, so a poll never steals focus from a button the user is on.
   if (!force && sig === state.renderedSig) return;
   state.renderedSig = sig;
@@ -417,6 +479,11 @@ function grantCard(g) {
   rows.push(['Reason', g.reason]);
   if (g.state === 'active') rows.push(['Until', `${timeOf(g.expiresAt)} (${durationLabel(g.durationSeconds)})`]);
   else rows.push(['Asked for', `${durationLabel(g.durationSeconds)} at ${timeOf(g.createdAt)}`]);
+  if (g.state === 'pending') {
+    const approved = (g.approvals ?? []).filter((a) => a.decision === 'approve');
+    rows.push(['Approvals', el('span', { 'data-progress': g.id, text: `${approved.length} of ${g.requiredApprovals}${approved.length ? ` — approved by ${approved.map((a) => a.approver).join(', ')}` : ''}` })]);
+  }
+  if (g.approvals?.some((a) => a.comment)) rows.push(['Comments', el('ul', { class: 'decisions' }, g.approvals.filter((a) => a.comment).map((a) => el('li', {}, el('strong', { text: a.approver }), `: “${a.comment}”`)))]);
   const side = el('div', { class: 'side' });
   if (g.state === 'active') {
     side.append(el('div', { class: 'countdown', role: 'timer', 'aria-label': 'Time left', 'data-countdown': g.id, text: clock(g.secondsLeft ?? 0) }), el('div', { class: 'countdown-label', text: 'left' }));
@@ -428,6 +495,7 @@ function grantCard(g) {
     const label = g.state === 'active' ? 'Close now' : 'Cancel request';
     side.append(el('button', { type: 'button', class: 'danger', 'data-close': g.id, 'aria-label': `${label}: ${g.target}`, onclick: (e) => closeGrant(g, e.currentTarget), text: label }));
   }
+  side.append(el('a', { class: 'button ghost small', href: `/grants/${encodeURIComponent(g.id)}`, 'aria-label': `Details of ${g.target}`, text: 'Details' }));
   const card = el(
     'article',
     { class: `grant ${g.state}`, id: `grant-${g.id}`, tabindex: '-1', 'data-grant': g.id, 'aria-labelledby': `grant-${g.id}-h` },
@@ -490,9 +558,9 @@ async function closeGrant(g, button) {
 }
 
 function historyTable(grants) {
-  const head = el('tr', {}, ['Target', 'State', 'From', 'Reason', 'When'].map((h) => el('th', { scope: 'col', text: h })));
+  const head = el('tr', {}, ['Target', 'State', 'From', 'Reason', 'When', ''].map((h) => el('th', { scope: 'col' }, h || el('span', { class: 'sr-only', text: 'Details' }))));
   const rows = grants.map((g) =>
-    el('tr', { 'data-grant': g.id }, el('td', {}, el('strong', { text: g.target })), el('td', {}, stateBadge(g)), el('td', {}, el('code', { text: g.source })), el('td', { text: g.reason }), el('td', { text: timeOf(g.closedAt || g.createdAt) })),
+    el('tr', { 'data-grant': g.id }, el('td', {}, el('strong', { text: g.target })), el('td', {}, stateBadge(g)), el('td', {}, el('code', { text: g.source })), el('td', { text: g.reason }), el('td', { text: timeOf(g.closedAt || g.createdAt) }), el('td', {}, el('a', { href: `/grants/${encodeURIComponent(g.id)}`, 'aria-label': `Details of ${g.target}`, text: 'Details' }))),
   );
   return el('div', { class: 'table-wrap' }, el('table', {}, el('thead', {}, head), el('tbody', {}, rows)));
 }
@@ -545,13 +613,13 @@ function renderTargets() {
       el('td', {}, t.connect ? el('code', { text: t.connect }) : el('span', { class: 'muted', text: '—' })),
       el('td', {}, el('span', { text: t.firewall }), isSimulated(t) ? [' ', el('span', { class: 'badge sim', text: 'SIMULATED firewall' })] : null),
     ];
-    if (showMax) cells.push(el('td', { text: l.maxSeconds === undefined ? '—' : l.maxSeconds === 0 ? 'not permitted' : durationLabel(l.maxSeconds) }));
+    if (showMax) cells.push(el('td', { text: l.maxSeconds === undefined ? '—' : l.maxSeconds === 0 ? 'may be refused' : durationLabel(l.maxSeconds) }));
     if (showApproval) {
       const a = approvalText(l);
       cells.push(el('td', {}, a ? el('span', { class: `badge ${a.kind}`, text: a.short }) : '—'));
     }
     cells.push(
-      el('td', {}, l.maxSeconds === 0 ? null : el('button', {
+      el('td', {}, el('button', {
         type: 'button',
         class: 'ghost small',
         'aria-label': `Request access to ${t.id}`,
@@ -571,12 +639,15 @@ function renderTargets() {
 
 // ---- start --------------------------------------------------------------------------------
 
-async function main() {
-  for (const t of document.querySelectorAll('time[data-format=datetime]')) t.textContent = timeOf(t.getAttribute('datetime'));
-  $('request').addEventListener('submit', onSubmit);
-  $('target').addEventListener('change', onTargetChange);
-  for (const r of document.querySelectorAll('input[name=source]')) r.addEventListener('change', onSourceChange);
-  $('sign-out').addEventListener('submit', async (ev) => {
+function formatTimes() {
+  for (const t of document.querySelectorAll('time[datetime]')) {
+    const v = t.getAttribute('datetime');
+    if (v) t.textContent = timeOf(v);
+  }
+}
+
+function wireSignOut() {
+  $('sign-out')?.addEventListener('submit', async (ev) => {
     // The CSRF token lives only in script memory until this moment; the post then follows the IdP's logout redirect.
     const form = ev.currentTarget;
     ev.preventDefault();
@@ -587,6 +658,12 @@ async function main() {
     }
     form.submit();
   });
+}
+
+async function requestPage() {
+  $('request').addEventListener('submit', onSubmit);
+  $('target').addEventListener('change', onTargetChange);
+  for (const r of document.querySelectorAll('input[name=source]')) r.addEventListener('change', onSourceChange);
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') void refreshGrants();
   });
@@ -605,7 +682,158 @@ async function main() {
   restoreDraft();
   await refreshGrants();
   setInterval(tick, 500);
+}
+
+/** Approve or deny with a comment; the request leaves the inbox once this approver has decided. */
+function approvalsPage() {
+  for (const form of document.querySelectorAll('form.decide')) {
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const id = form.dataset.grant;
+      const decision = ev.submitter?.value === 'deny' ? 'deny' : 'approve';
+      const box = form.querySelector('.card-error');
+      box.hidden = true;
+      for (const b of form.querySelectorAll('button')) b.disabled = true;
+      const comment = form.elements.comment.value.trim();
+      const r = await api('POST', `/grants/${encodeURIComponent(id)}/${decision}`, comment ? { comment } : {});
+      for (const b of form.querySelectorAll('button')) b.disabled = false;
+      if (r.error) {
+        box.textContent = sentence(r.error.message);
+        box.hidden = false;
+        if (r.error.stepUp) box.append(' ', el('a', { href: r.error.stepUp, text: 'Sign in again to continue' }));
+        return;
+      }
+      const g = r.data.grant;
+      const article = $(`req-${id}`);
+      const next = article.nextElementSibling ?? article.previousElementSibling;
+      article.remove();
+      const left = g.requiredApprovals - 1;
+      notice(
+        decision === 'deny'
+          ? `Denied ${g.requester}'s request for ${g.target}. They see your comment.`
+          : g.state === 'active'
+            ? `Approved: ${g.requester} can connect to ${g.target} until ${timeOf(g.expiresAt)}.`
+            : g.state === 'pending'
+              ? `Your approval is recorded; ${g.target} waits for ${left > 0 ? 'another approver' : 'the others'}.`
+              : `Approved; the request is now ${g.state}.`,
+      );
+      if (!document.querySelector('article.request')) $('inbox').replaceChildren(el('p', { class: 'empty', id: 'inbox-empty', text: 'Nothing is waiting for your decision.' }));
+      const count = document.querySelector('[id^=nav-count-approvals]');
+      if (count) count.remove();
+      (next?.querySelector('input') ?? $('notice')).focus?.();
+    });
+  }
+}
+
+/** The grant page: countdown, a notice before expiry, Close now, Extend, and a reload when its state changes. */
+function grantPage() {
+  const card = $('grant');
+  const id = card.dataset.grant;
+  const left = Number(card.dataset.secondsLeft);
+  const start = performance.now();
+  let warned = false;
+  if (card.dataset.state === 'active' && Number.isFinite(left)) {
+    const update = () => {
+      const rest = left - (performance.now() - start) / 1000;
+      const c = $('countdown');
+      if (c) c.textContent = clock(rest);
+      // A few minutes' warning (or a fifth of a short grant) so nobody is cut off mid-task.
+      if (!warned && rest <= Math.min(300, Math.max(30, left / 5)) && rest > 0) {
+        warned = true;
+        const n = $('expiry-notice');
+        n.replaceChildren(`Access to ${card.querySelector('h1').textContent} closes in ${Math.max(1, Math.round(rest / 60))} minute(s), at ${timeOf(card.dataset.expires)}. `, $('extend') ? 'Extend it below if you need more time.' : '');
+        n.hidden = false;
+      }
+      if (rest <= 0) {
+        clearInterval(timer);
+        void watch(true);
+      }
+    };
+    const timer = setInterval(update, 500);
+    update();
+  }
+  for (const b of document.querySelectorAll('[data-copy]')) {
+    b.addEventListener('click', async () => {
+      try {
+        await navigator.clipboard.writeText(b.dataset.copy);
+        b.textContent = 'Copied';
+      } catch {
+        b.textContent = 'Select and copy';
+      }
+    });
+  }
+  const fail = (e) => {
+    const box = $('action-error');
+    box.textContent = sentence(e.message);
+    box.hidden = false;
+    box.focus?.();
+  };
+  $('close-now')?.addEventListener('click', async (ev) => {
+    ev.currentTarget.disabled = true;
+    const r = await api('POST', `/grants/${encodeURIComponent(id)}/revoke`, {});
+    if (r.error) {
+      ev.currentTarget.disabled = false;
+      return fail(r.error);
+    }
+    location.reload();
+  });
+  $('extend')?.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    $('extend-submit').disabled = true;
+    const r = await api('POST', `/grants/${encodeURIComponent(id)}/extend`, { duration: $('extend-duration').value });
+    $('extend-submit').disabled = false;
+    if (r.error) return fail(r.error);
+    sessionStorage.setItem('portcullis.notice', `Extended: open until ${timeOf(r.data.grant.expiresAt)}.`);
+    location.reload();
+  });
+  const saved = sessionStorage.getItem('portcullis.notice');
+  if (saved) {
+    sessionStorage.removeItem('portcullis.notice');
+    notice(saved);
+  }
+  // While something can still happen to it, look for a change and show it.
+  async function watch(now) {
+    const r = await api('GET', `/grants/${encodeURIComponent(id)}`);
+    if (!r.error && (r.data.grant.state !== card.dataset.state || (r.data.grant.approvals ?? []).length !== document.querySelectorAll('#decisions li').length)) {
+      location.reload();
+      return;
+    }
+    if (!now) setTimeout(() => void watch(false), 2000);
+  }
+  if (['pending', 'approved', 'opening', 'active', 'closing'].includes(card.dataset.state)) setTimeout(() => void watch(false), 2000);
+}
+
+function adminPage() {
+  for (const b of document.querySelectorAll('[data-revoke]')) {
+    b.addEventListener('click', async () => {
+      b.disabled = true;
+      const r = await api('POST', `/grants/${encodeURIComponent(b.dataset.revoke)}/revoke`, {});
+      if (r.error) {
+        b.disabled = false;
+        notice(sentence(r.error.message), undefined, 'error');
+        return;
+      }
+      const row = b.closest('tr');
+      const badge = row.querySelector('.badge');
+      badge.textContent = r.data.grant.state;
+      badge.dataset.state = r.data.grant.state;
+      badge.className = `badge ${r.data.grant.state}`;
+      b.remove();
+      notice(`Revoked ${r.data.grant.requester}'s access to ${r.data.grant.target}.`);
+    });
+  }
+}
+
+async function main() {
+  formatTimes();
+  wireSignOut();
+  const cls = document.body.classList;
+  if (cls.contains('page-app')) await requestPage();
+  else if (cls.contains('page-approvals')) approvalsPage();
+  else if (cls.contains('page-grant')) grantPage();
+  else if (cls.contains('page-admin')) adminPage();
   document.body.dataset.ready = 'true';
 }
 
 if (document.body.classList.contains('app')) void main();
+else document.body.dataset.ready = 'true';
