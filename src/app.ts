@@ -25,6 +25,7 @@ import { loadPolicyEngine, type CedarPolicyEngine } from './policy/cedar.ts';
 import { Reaper } from './reaper/reaper.ts';
 import { openDb } from './store/db.ts';
 import { Store } from './store/store.ts';
+import { wireSlack, type SlackWiring } from './slack/wire.ts';
 
 export interface PortcullisOptions {
   log?: Logger;
@@ -33,6 +34,8 @@ export interface PortcullisOptions {
   firewallFactories?: Partial<Record<FirewallConfig['kind'], (cfg: FirewallConfig, target: TargetConfig) => FirewallAdapter>>;
   /** Tests: verify credentials by other means. */
   verifier?: TokenVerifier;
+  /** Tests: notification retry timing and Slack's acknowledgement deadline. */
+  slack?: { retry?: { baseMs?: number; maxMs?: number; maxAttempts?: number }; ackMs?: number };
 }
 
 export interface Portcullis {
@@ -44,6 +47,8 @@ export interface Portcullis {
   firewalls: Map<string, FirewallAdapter>;
   metrics: Metrics;
   http: express.Express;
+  /** The Slack transport and notification outbox, when configured. */
+  slack?: SlackWiring | undefined;
   /** Listens on server.listen (port 0 picks a free one), recovers and arms the reaper. */
   start(): Promise<{ url: string; issuer: string; banner: string[] }>;
   stop(): Promise<void>;
@@ -113,6 +118,14 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
     };
     const web = createWebAuth({ settings: () => webSettings, sessions: kyselySessionStore(db.kysely), bearer, audit: (e) => store.audit(e), log, now: opts.clock, scope: config.oidc.scopes.join(' ') });
     const mounts: { path: string; handler: express.RequestHandler | express.Router }[] = [];
+    // Slack's signature covers the raw body: its router is mounted before anything that parses bodies.
+    const slack = wireSlack({ config, db: db.kysely, store, broker, policy: () => policy, authn: web.authn, sessions: kyselySessionStore(db.kysely), log, clock: opts.clock, retry: opts.slack?.retry, ackMs: opts.slack?.ackMs });
+    let devSlack: import('./dev/slack/workspace.ts').SlackWorkspace | undefined;
+    if (slack) {
+      mounts.push({ path: '/slack', handler: slack.router });
+      closers.push(() => slack.outbox.stop());
+    }
+    if (slack?.simulated) mounts.push({ path: '/dev/slack', handler: (req, res, next) => (devSlack ? devSlack.router(req, res, next) : next()) });
     if (config.dev.embeddedIdp) {
       mounts.push({ path: '/idp', handler: (req, res, next) => (devIdp ? devIdp.handler(req, res, next) : next()) });
       closers.push(async () => devIdp?.close());
@@ -147,6 +160,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       firewalls,
       metrics,
       http,
+      slack,
       async start() {
         const [host, port] = splitListen(config.server.listen);
         server = createServer(http);
@@ -175,6 +189,15 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         }
         verifier ??= createTokenVerifier(oidc);
         webSettings = { oidc, publicUrl: url, verifier };
+        if (slack) {
+          const s = slack.resolve(url);
+          if (slack.simulated) {
+            const { createDemoWorkspace } = await import('./dev/slack/workspace.ts');
+            devSlack = createDemoWorkspace({ brokerUrl: url, signingSecret: s.signingSecret, botToken: s.botToken, teamId: slack.simulated.teamId, approvalsChannel: slack.simulated.approvalsChannel, hookBase: `${url}/dev/slack` });
+            banner.push(`SIMULATED SLACK: a demo workspace at ${url}/dev/slack (type /rdp help); no real Slack is contacted`);
+          }
+          await slack.outbox.start();
+        }
         await reaper.start(() => store.grantsInStates(['active']));
         return { url, issuer: oidc.issuer, banner };
       },
