@@ -30,6 +30,7 @@ export interface ApiCall {
   body: Record<string, unknown>;
   status: number;
   error?: string | undefined;
+  at: number;
 }
 
 export interface WorkspaceOptions {
@@ -46,6 +47,8 @@ export interface WorkspaceOptions {
   ratePerSecond?: number;
   /** The demo page; tests do without. */
   page?: boolean;
+  /** Slack's clock, for request timestamps (tests move it with the broker's). */
+  clock?: () => number;
 }
 
 const TRIGGER_TTL_MS = 3000;
@@ -167,7 +170,7 @@ export class SlackWorkspace {
             return {};
           }
         })();
-        this.calls.push({ method, body, status, error: out.ok === false ? String(out.error) : undefined });
+        this.calls.push({ method, body, status, error: out.ok === false ? String(out.error) : undefined, at: Date.now() });
         res.status(status).json(out);
       };
       if (this.mode === 'error') return record(503, { ok: false, error: 'service_unavailable' });
@@ -198,7 +201,7 @@ export class SlackWorkspace {
       if (!hook || hook.uses >= 5) return void res.status(404).send('used_url');
       hook.uses += 1;
       const b = req.body as Record<string, unknown>;
-      this.calls.push({ method: 'response_url', body: b, status: 200 });
+      this.calls.push({ method: 'response_url', body: b, status: 200, at: Date.now() });
       const existing = hook.msgTs ? this.messages.find((m) => m.ts === hook.msgTs) : undefined;
       if (b.replace_original === true && existing) {
         existing.text = String(b.text ?? '');
@@ -242,7 +245,7 @@ export class SlackWorkspace {
   /** Posts a signed form to the broker as Slack does; `tweak` lets tests break it on purpose. */
   async send(path: '/slack/commands' | '/slack/interactions', form: Record<string, string>, tweak: { timestamp?: number; signature?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; body: any; ms: number }> {
     const raw = new URLSearchParams(form).toString();
-    const ts = String(tweak.timestamp ?? Math.floor(Date.now() / 1000));
+    const ts = String(tweak.timestamp ?? Math.floor((this.o.clock ?? Date.now)() / 1000));
     const started = Date.now();
     const res = await fetch(`${this.o.brokerUrl}${path}`, {
       method: 'POST',
