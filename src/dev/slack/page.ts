@@ -30,12 +30,13 @@ const js = `
 const $ = (s) => document.querySelector(s);
 let user = $('#user').value, channel = 'D' + user, state = { messages: [], views: [], users: [] }, openView = null;
 function el(tag, attrs, ...kids) { const e = document.createElement(tag); for (const [k, v] of Object.entries(attrs || {})) { if (k === 'class') e.className = v; else e.setAttribute(k, v); } for (const k of kids) e.append(k); return e; }
+const EMOJI = { large_green_circle: '\u{1F7E2}', hourglass_flowing_sand: '\u23F3', white_check_mark: '\u2705', no_entry: '\u26D4', warning: '\u26A0\uFE0F', lock: '\u{1F512}', link: '\u{1F517}', key: '\u{1F511}', alarm_clock: '\u23F0', closed_lock_with_key: '\u{1F510}', desktop_computer: '\u{1F5A5}\uFE0F', wave: '\u{1F44B}' };
 function nameOf(id) { const u = state.users.find((x) => x.id === id); return u ? '@' + u.name : '@' + id; }
 // Slack mrkdwn, just enough: <url|label>, <@U…>, <!date^…|fallback>, *bold*, \`code\`; all text stays text.
 function mrkdwn(text) {
   const out = document.createDocumentFragment();
   const re = /<([^>]+)>|\\*([^*\\n]+)\\*|\`([^\`]+)\`/g; let last = 0, m;
-  const plain = (s) => out.append(s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&'));
+  const plain = (s) => out.append(s.replace(/:([a-z_]+):/g, (m, n) => EMOJI[n] || m).replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&'));
   while ((m = re.exec(text))) {
     plain(text.slice(last, m.index)); last = re.lastIndex;
     if (m[1] !== undefined) {
