@@ -7,7 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import type { Principal, UserId } from '../../src/broker/types.ts';
 import { webhookSignature } from '../../src/notify/webhook.ts';
 import { waitFor } from '../helpers/broker.ts';
-import { APPROVALS, slackWorld, TEAM, textOf, type SlackWorld } from './helpers.ts';
+import { createLogger } from '../../src/log.ts';
+import { APPROVALS, BOT_TOKEN, SIGNING_SECRET, slackWorld, TEAM, textOf, type SlackWorld } from './helpers.ts';
 
 const principal = (sub: string, groups = ['engineers']): Principal => ({ sub: sub as UserId, email: `${sub}@example.test`, name: sub, groups, mfa: true, amr: ['pwd', 'mfa'], authTime: Math.floor(Date.now() / 1000) });
 const alice = principal('alice');
@@ -69,8 +70,9 @@ describe('requester notifications with a controlled clock', () => {
 
 describe('a Slack outage', () => {
   let w: SlackWorld;
+  const logs: string[] = [];
   before(async () => {
-    w = await slackWorld();
+    w = await slackWorld({}, { log: createLogger('debug', (l) => void logs.push(l)) });
     await w.broker.app.slack!.slack.link({ teamId: TEAM, userId: 'UALICE' }, 'alice');
     await w.broker.app.broker.noteSignIn(alice);
   });
@@ -127,6 +129,15 @@ describe('a Slack outage', () => {
     assert.ok(rows.length >= 1);
     assert.match((await w.broker.app.slack!.outbox.rows({ grantId: a.grant.id })).find((r) => r.state === 'dead')!.lastError!, /channel_not_found/);
     assert.ok(b.grant.id);
+  });
+
+  test('neither the bot token nor the signing secret reached the log or the audit trail', async () => {
+    assert.ok(logs.some((l) => /notifications: gave up on one/.test(l)), 'the log did record the failures');
+    const audit = JSON.stringify(await w.broker.app.store.auditEvents({ limit: 100_000 }));
+    for (const secret of [BOT_TOKEN, SIGNING_SECRET]) {
+      assert.ok(!logs.join('\n').includes(secret));
+      assert.ok(!audit.includes(secret));
+    }
   });
 });
 
