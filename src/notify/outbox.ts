@@ -47,6 +47,8 @@ export interface OutboxRow {
 }
 
 const CURSOR = 'audit';
+/** How long a delivery may take before another replica may try the row again. */
+const LEASE_MS = 60_000;
 const PAGE = 500;
 
 export class Outbox {
@@ -189,6 +191,13 @@ export class Outbox {
       }
       const sink = this.sinks.get(r.sink);
       if (!sink) continue;
+      // A lease (compare-and-swap on next_at): of two replicas, one delivers; a replica that dies
+      // mid-delivery leaves the row to be retried once the lease runs out.
+      const lease = await this.db.updateTable('notify_outbox').set({ next_at: now + LEASE_MS }).where('key', '=', r.key).where('state', '=', 'pending').where('next_at', '=', Number(r.next_at)).executeTakeFirst();
+      if (Number(lease.numUpdatedRows) !== 1) {
+        held.add(lane);
+        continue;
+      }
       try {
         await sink.deliver(JSON.parse(r.payload), r.key);
         await this.db.updateTable('notify_outbox').set({ state: 'done', done_at: this.clock(), attempts: Number(r.attempts) + 1, last_error: null }).where('key', '=', r.key).execute();

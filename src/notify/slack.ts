@@ -33,6 +33,7 @@ export interface SlackSinkDeps {
   db: Kysely<any>;
   targets: readonly TargetConfig[];
   approvalsChannel: () => string | undefined;
+  clock?: () => number;
 }
 
 export function slackSink(deps: SlackSinkDeps): NotifySink {
@@ -116,7 +117,7 @@ export function slackSink(deps: SlackSinkDeps): NotifySink {
         if (!channel) return;
         const approvals = await deps.store.approvals(g.id);
         const who = await names([g.requester, ...approvals.map((a) => a.approver)]);
-        const msg = channelMessage({ grant: g, approvals, who, now: Date.now() });
+        const msg = channelMessage({ grant: g, approvals, who, now: (deps.clock ?? Date.now)() });
         const existing = await deps.slack.channelMessage(g.id);
         if (existing) {
           await deps.api.call('chat.update', { channel: existing.channel, ts: existing.ts, text: msg.text, blocks: msg.blocks });

@@ -10,6 +10,9 @@ import { DEMO_USERS, totpFor } from '../../src/dev/idp.ts';
 import { startBroker, tempDir, testConfig, waitFor, type RunningBroker } from '../helpers/broker.ts';
 import { launchChromium, type Browser } from '../helpers/browser.ts';
 
+// Functions passed to waitForFunction run in the page, where `document` exists.
+declare const document: { querySelectorAll(s: string): ArrayLike<{ textContent: string | null }> & Iterable<{ textContent: string | null }> };
+
 const SHOTS = process.env.PORTCULLIS_SCREENSHOTS ?? tmpdir();
 const TARGETS = [
   { id: 'demo-pc', description: 'Demo Windows PC', connect: 'demo-pc.example.test:3389', tags: { env: 'dev', customer: 'internal' }, firewall: { kind: 'memory' } },
