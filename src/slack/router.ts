@@ -277,6 +277,12 @@ export function slackRouter(deps: SlackRouterDeps): Router {
   r.use((e: unknown, _req: Request, res: Response, _next: express.NextFunction) => {
     if (res.headersSent) return;
     if (isPortcullisError(e)) return failure(res, e);
+    // The body parsers' own refusals (too large, bad encoding) are the sender's mistake, not ours.
+    const status = (e as { status?: unknown })?.status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      res.status(status).json({ error: { code: 'INVALID_REQUEST', message: status === 413 ? 'the request body is too large' : 'the request body could not be read' } });
+      return;
+    }
     deps.log.error('slack: request failed', errorFields(e));
     res.status(500).json({ error: { code: 'INTERNAL', message: 'internal error; see the broker log' } });
   });

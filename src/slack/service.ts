@@ -7,7 +7,7 @@ import type { Channel, Grant, GrantId, Principal, UserId } from '../broker/types
 import { validateRequest, type RequestLimits } from '../broker/validate.ts';
 import { formatDuration } from '../config/duration.ts';
 import type { TargetConfig } from '../config/schema.ts';
-import { isPortcullisError } from '../errors.ts';
+import { isPortcullisError, PortcullisError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Outbox } from '../notify/outbox.ts';
 import { SLACK_SINK } from '../notify/slack.ts';
@@ -65,7 +65,7 @@ export class SlackService {
 
   settings(): SlackSettings {
     const s = this.deps.settings();
-    if (!s) throw new Error('Slack is not configured yet');
+    if (!s) throw new PortcullisError('IDP_UNAVAILABLE', 'the broker is still starting');
     return s;
   }
 

@@ -80,6 +80,27 @@ describe('approvals by button', () => {
     assert.ok(text.includes('Approve') && text.includes('Deny'));
   });
 
+  test('a confirm link refuses a POST without the session CSRF token and another identity; it stays usable', async () => {
+    const r = await w.ws.command('UALICE', 'open lab-pc 30m T-200 csrf');
+    const url = linkOf(r.body)!;
+    const page = await browse(jars.get('alice')!, idp, url, { user: 'alice' });
+    assert.match(page.html, /Address to admit/);
+    const forged = await jars.get('alice')!.fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: 'forged' }) });
+    assert.equal(forged.status, 403);
+    assert.match(await forged.text(), /CSRF_FAILED/);
+    // Bob, signed in in his own browser, cannot use Alice's link.
+    const other = await browse(jars.get('bob')!, idp, url, { user: 'bob' });
+    assert.equal(other.status, 403);
+    assert.match(other.html, /data-code="WRONG_IDENTITY"/);
+    assert.equal((await w.broker.app.store.listGrants({ requester: 'alice' as never })).length, 1, 'nothing was requested');
+    const done = await submitConfirm(jars.get('alice')!, idp, page, { user: 'alice' });
+    assert.match(done.html, /data-state="active"/);
+    const again = await submitConfirm(jars.get('alice')!, idp, page, { user: 'alice' });
+    assert.equal(again.status, 404, 'single use');
+    const oversized = await fetch(`${w.broker.url}/slack/commands`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'x'.repeat(70_000) });
+    assert.equal(oversized.status, 413);
+  });
+
   test('self-approval is refused; an unlinked approver is sent to link; nothing changes', async () => {
     const id = (await w.broker.app.store.listGrants({ states: ['pending'] }))[0]!.id;
     const msg = channelMsg(id)!;
