@@ -65,6 +65,8 @@ export function slackSink(deps: SlackSinkDeps): NotifySink {
 
     async derive(e: AuditEvent): Promise<Notification[]> {
       if (!e.grant) return [];
+      // Most events of a self-served grant concern nobody in Slack: answer those without a query.
+      if (e.type === 'grant.approved' && e.detail?.by === 'policy') return [];
       const out: Notification[] = [];
       if (CHANNEL_EVENTS.has(e.type) && deps.approvalsChannel() && (e.type === 'grant.pending' || (await inApprovalFlow(e.grant)))) {
         out.push({ key: `${e.seq}:channel`, grantId: e.grant, payload: { type: 'channel', grantId: e.grant } });
