@@ -25,7 +25,7 @@ import { loadPolicyEngine, type CedarPolicyEngine } from './policy/cedar.ts';
 import { Reaper } from './reaper/reaper.ts';
 import { openDb } from './store/db.ts';
 import { Store } from './store/store.ts';
-import { wireSlack, type SlackWiring } from './slack/wire.ts';
+import type { SlackWiring } from './slack/wire.ts';
 
 export interface PortcullisOptions {
   log?: Logger;
@@ -119,7 +119,8 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
     const web = createWebAuth({ settings: () => webSettings, sessions: kyselySessionStore(db.kysely), bearer, audit: (e) => store.audit(e), log, now: opts.clock, scope: config.oidc.scopes.join(' ') });
     const mounts: { path: string; handler: express.RequestHandler | express.Router }[] = [];
     // Slack's signature covers the raw body: its router is mounted before anything that parses bodies.
-    const slack = wireSlack({ config, db: db.kysely, store, broker, policy: () => policy, authn: web.authn, sessions: kyselySessionStore(db.kysely), log, clock: opts.clock, retry: opts.slack?.retry, ackMs: opts.slack?.ackMs });
+    // Loaded only when configured: a broker without Slack does not pay for its modules.
+    const slack = config.slack || config.dev.simulatedSlack ? (await import('./slack/wire.ts')).wireSlack({ config, db: db.kysely, store, broker, policy: () => policy, authn: web.authn, sessions: kyselySessionStore(db.kysely), log, clock: opts.clock, retry: opts.slack?.retry, ackMs: opts.slack?.ackMs }) : undefined;
     let devSlack: import('./dev/slack/workspace.ts').SlackWorkspace | undefined;
     if (slack) {
       mounts.push({ path: '/slack', handler: slack.router });
