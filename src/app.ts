@@ -31,6 +31,7 @@ import { loadPolicyEngine, type CedarPolicyEngine } from './policy/cedar.ts';
 import { Reaper } from './reaper/reaper.ts';
 import { openDb } from './store/db.ts';
 import { Store } from './store/store.ts';
+import type { SlackWiring } from './slack/wire.ts';
 
 export interface PortcullisOptions {
   log?: Logger;
@@ -39,6 +40,8 @@ export interface PortcullisOptions {
   firewallFactories?: Partial<Record<FirewallConfig['kind'], (cfg: FirewallConfig, target: TargetConfig) => FirewallAdapter>>;
   /** Tests: verify credentials by other means. */
   verifier?: TokenVerifier;
+  /** Tests: notification retry timing and Slack's acknowledgement deadline. */
+  slack?: { retry?: { baseMs?: number; maxMs?: number; maxAttempts?: number }; ackMs?: number };
 }
 
 export interface Portcullis {
@@ -54,6 +57,8 @@ export interface Portcullis {
   http: express.Express;
   /** Removes expired sign-ins and sessions and writes the summary of suppressed refusals; runs every minute. */
   housekeep(): Promise<void>;
+  /** The Slack transport and notification outbox, when configured. */
+  slack?: SlackWiring | undefined;
   /** Recovers and arms the reaper, then listens on server.listen (port 0 picks a free one). */
   start(): Promise<{ url: string; issuer: string; banner: string[] }>;
   stop(): Promise<void>;
@@ -166,6 +171,15 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
     const sessions = kyselySessionStore(db.kysely);
     const web = createWebAuth({ settings: () => webSettings, sessions, bearer, audit: (e) => store.audit(e), log, now: opts.clock, scope: config.oidc.scopes.join(' '), limits, refusals });
     const mounts: { path: string; handler: express.RequestHandler | express.Router }[] = [{ path: '/', handler: securityHeaders(() => webSettings?.oidc.issuer) }];
+    // Slack's signature covers the raw body: its router is mounted before anything that parses bodies.
+    // Loaded only when configured: a broker without Slack does not pay for its modules.
+    const slack = config.slack || config.dev.simulatedSlack ? (await import('./slack/wire.ts')).wireSlack({ config, db: db.kysely, store, broker, policy: () => policy, authn: web.authn, sessions, log, clock: opts.clock, retry: opts.slack?.retry, ackMs: opts.slack?.ackMs }) : undefined;
+    let devSlack: import('./dev/slack/workspace.ts').SlackWorkspace | undefined;
+    if (slack) {
+      mounts.push({ path: '/slack', handler: slack.router });
+      closers.push(() => slack.outbox.stop());
+    }
+    if (slack?.simulated) mounts.push({ path: '/dev/slack', handler: (req, res, next) => (devSlack ? devSlack.router(req, res, next) : next()) });
     if (config.dev.embeddedIdp) {
       mounts.push({ path: '/idp', handler: (req, res, next) => (devIdp ? devIdp.handler(req, res, next) : next()) });
       closers.push(async () => devIdp?.close());
@@ -226,6 +240,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
           log.warn('housekeeping failed; the next run retries', errorFields(e));
         }
       },
+      slack,
       async start() {
         // Recovery first (reconcile at start: stale `opening` grants failed or adopted, `approved`
         // ones activated, orphans removed, timers armed): no request is accepted before it is done.
@@ -264,6 +279,15 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         webSettings = { oidc, publicUrl: url, verifier };
         housekeeping = setInterval(() => void app.housekeep(), 60_000);
         housekeeping.unref();
+        if (slack) {
+          const s = slack.resolve(url);
+          if (slack.simulated) {
+            const { createDemoWorkspace } = await import('./dev/slack/workspace.ts');
+            devSlack = createDemoWorkspace({ brokerUrl: url, signingSecret: s.signingSecret, botToken: s.botToken, teamId: slack.simulated.teamId, approvalsChannel: slack.simulated.approvalsChannel, hookBase: `${url}/dev/slack` });
+            banner.push(`SIMULATED SLACK: a demo workspace at ${url}/dev/slack (type /rdp help); no real Slack is contacted`);
+          }
+          await slack.outbox.start();
+        }
         return { url, issuer: oidc.issuer, banner };
       },
       async stop() {

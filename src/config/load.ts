@@ -7,7 +7,7 @@ import { configSchema, type Config } from './schema.ts';
 
 /** What `npm start` runs with no config: SQLite under ./data, the development IdP, simulated firewalls. */
 export const EMBEDDED_DEFAULT = {
-  dev: { embeddedIdp: true },
+  dev: { embeddedIdp: true, simulatedSlack: true },
   // The example policies shipped with the package, wherever the broker is started from.
   policy: { dir: fileURLToPath(new URL('../../policies', import.meta.url)) },
   oidc: { clients: { web: { id: 'portcullis-web' }, cli: { id: 'portcullis-cli' } } },

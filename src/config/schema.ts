@@ -166,16 +166,28 @@ export const configSchema = z
       .prefault({}),
     slack: z
       .strictObject({
-        signingSecret: z.string().min(1),
+        /** Verifies Slack's v0 request signatures; from the app's Basic Information page. */
+        signingSecret: z.string().min(16, 'must be the app\'s signing secret (at least 16 characters)'),
+        /** The bot token (xoxb-…) for the Web API. */
         botToken: z.string().min(1),
-        approvalsChannel: z.string().min(1).optional(),
-        apiUrl: z.url().optional(),
+        /** Channel id (C…) where requests that need approval are posted with Approve / Deny buttons. */
+        approvalsChannel: z.string().regex(/^[CGD][A-Z0-9]{2,30}$/, 'must be a Slack channel id such as C0123456').optional(),
+        /** The slash command as registered in the app. */
+        command: z.string().regex(/^\/[a-z0-9_-]{1,31}$/, 'must be a slash command such as /rdp').default('/rdp'),
+        /** Workspaces (team ids, T…) whose requests are accepted; every other is refused. */
+        teamIds: z.array(z.string().regex(/^[TE][A-Z0-9]{2,30}$/, 'must be a Slack team id such as T0123456')).min(1, 'needs at least one workspace: requests from any other are refused'),
+        /** Slack's Web API base (tests and the demo point it at a stand-in). */
+        apiUrl: z.url().default('https://slack.com/api/'),
+        /** Generic webhook notifier: JSON events signed with HMAC-SHA256 (X-Portcullis-Signature). */
+        webhooks: z.array(z.strictObject({ url: z.url(), secret: z.string().min(16, 'must be at least 16 characters') })).default([]),
       })
       .optional(),
     dev: z
       .strictObject({
         /** Mounts the development OpenID Provider at /idp. Never for production: its users are demo users. */
         embeddedIdp: z.boolean().default(false),
+        /** Mounts a simulated Slack workspace at /dev/slack driving the real /slack endpoints. Demo only, like embeddedIdp. */
+        simulatedSlack: z.boolean().default(false),
       })
       .prefault({}),
   })
@@ -252,6 +264,23 @@ export const configSchema = z
     if (rateWindow !== undefined && (rateWindow < 1 || rateWindow > 3600)) {
       ctx.addIssue({ code: 'custom', path: ['server', 'rateLimits', 'window'], message: 'must be between 1s and 1h' });
     }
+    if (c.dev.simulatedSlack && !c.dev.embeddedIdp) {
+      ctx.addIssue({ code: 'custom', path: ['dev', 'simulatedSlack'], message: 'is allowed only with dev.embeddedIdp (the demo)' });
+    }
+    if (c.dev.simulatedSlack && c.slack) {
+      ctx.addIssue({ code: 'custom', path: ['dev', 'simulatedSlack'], message: 'contradicts the slack section: use one or the other' });
+    }
+    if (c.slack && URL.canParse(c.slack.apiUrl)) {
+      const u = new URL(c.slack.apiUrl);
+      if (u.protocol === 'http:' && !isLoopbackHost(u.hostname)) {
+        ctx.addIssue({ code: 'custom', path: ['slack', 'apiUrl'], message: 'uses http://; only https is accepted (or a loopback stand-in)' });
+      }
+    }
+    c.slack?.webhooks.forEach((w, i) => {
+      if (URL.canParse(w.url) && new URL(w.url).protocol === 'http:' && !isLoopbackHost(new URL(w.url).hostname)) {
+        ctx.addIssue({ code: 'custom', path: ['slack', 'webhooks', i, 'url'], message: 'uses http://; only https is accepted (or loopback)' });
+      }
+    });
     try {
       new Intl.DateTimeFormat('en-US', { timeZone: c.policy.timeZone });
     } catch {

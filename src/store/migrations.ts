@@ -114,4 +114,62 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('grants').addColumn('caller_ip', 'text').execute();
     },
   },
+  // Slack: user links, single-use links (link / confirm / step-up), seen commands, and the notification
+  // outbox fed from the audit trail through a persisted cursor.
+  '0005_slack': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('slack_links')
+        .addColumn('team_id', 'text', (c) => c.notNull())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('sub', 'text', (c) => c.notNull())
+        .addColumn('created_at', ms, (c) => c.notNull())
+        .addPrimaryKeyConstraint('slack_links_pk', ['team_id', 'user_id'])
+        .execute();
+      await db.schema.createIndex('slack_links_sub').on('slack_links').column('sub').execute();
+      await db.schema
+        .createTable('slack_tokens')
+        .addColumn('id_hash', 'text', (c) => c.primaryKey())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('team_id', 'text', (c) => c.notNull())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('created_at', ms, (c) => c.notNull())
+        .addColumn('expires_at', ms, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('slack_tokens_expires').on('slack_tokens').column('expires_at').execute();
+      await db.schema
+        .createTable('slack_seen')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('expires_at', ms, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('notify_cursor')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('seq', ms, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('notify_outbox')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('created_seq', ms, (c) => c.notNull())
+        .addColumn('sink', 'text', (c) => c.notNull())
+        .addColumn('grant_id', 'text')
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('next_at', ms, (c) => c.notNull())
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', ms, (c) => c.notNull())
+        .addColumn('done_at', ms)
+        .execute();
+      await db.schema.createIndex('notify_outbox_due').on('notify_outbox').columns(['state', 'next_at']).execute();
+      await db.schema.createIndex('notify_outbox_grant').on('notify_outbox').columns(['grant_id', 'sink']).execute();
+      await db.schema
+        .createTable('slack_messages')
+        .addColumn('grant_id', 'text', (c) => c.primaryKey())
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('ts', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
