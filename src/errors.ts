@@ -40,6 +40,7 @@ export type ErrorCode =
   | 'FIREWALL_UNAVAILABLE'
   | 'FIREWALL_ERROR'
   | 'STORE_UNAVAILABLE'
+  | 'SCHEMA_TOO_NEW'
   | 'POLICY_UNAVAILABLE'
   | 'IDP_UNAVAILABLE'
   | 'CONFIG_INVALID'
@@ -109,6 +110,7 @@ export function httpStatus(code: ErrorCode): number {
       return 429;
     case 'FIREWALL_UNAVAILABLE':
     case 'STORE_UNAVAILABLE':
+    case 'SCHEMA_TOO_NEW':
     case 'POLICY_UNAVAILABLE':
     case 'IDP_UNAVAILABLE':
       return 503;
