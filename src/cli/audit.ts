@@ -97,7 +97,7 @@ export function registerAuditCommands(program: Command): void {
           if (!opts.follow) break;
           await new Promise<void>((r) => {
             wake = r;
-            setTimeout(r, interval * 1000).unref();
+            setTimeout(r, interval * 1000);
           });
         }
       } catch (e) {
