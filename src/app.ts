@@ -11,6 +11,7 @@ import type { Config, FirewallConfig, TargetConfig } from './config/schema.ts';
 import { PortcullisError } from './errors.ts';
 import type { FirewallAdapter } from './firewall/port.ts';
 import { buildFirewalls, defaultSimulatedPath } from './firewall/registry.ts';
+import { instrumentFirewalls } from './firewall/instrumented.ts';
 import type { DevIdp } from './dev/idp.ts';
 import { createHttpApp } from './http/app.ts';
 import { bearerAuthn, type Authn } from './http/authn.ts';
@@ -78,7 +79,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
     const broker = new Broker({
       store,
       policy: () => policy,
-      firewalls,
+      firewalls: instrumentFirewalls(firewalls, metrics),
       targets: config.targets,
       log,
       clock: opts.clock,

@@ -8,6 +8,8 @@ export class Metrics {
   readonly expiryLagSeconds = new Histogram({ name: 'portcullis_expiry_lag_seconds', help: 'Delay between a grant\'s expiry and its rule being removed', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 30], registers: [this.registry] });
   readonly auditEvents = new Counter({ name: 'portcullis_audit_events_total', help: 'Audit events written, by type', labelNames: ['type'], registers: [this.registry] });
   readonly authFailures = new Counter({ name: 'portcullis_auth_failures_total', help: 'Refused credentials, by code', labelNames: ['code'], registers: [this.registry] });
+  readonly firewallSeconds = new Histogram({ name: 'portcullis_firewall_operation_seconds', help: 'Time of firewall backend calls (open, close, list), by backend kind', labelNames: ['kind', 'op'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 100], registers: [this.registry] });
+  readonly firewallErrors = new Counter({ name: 'portcullis_firewall_errors_total', help: 'Failed firewall backend calls, by backend kind, call and error code', labelNames: ['kind', 'op', 'code'], registers: [this.registry] });
   readonly grantsByState: Gauge;
 
   constructor(stateCounts: () => Promise<Record<string, number>>) {

@@ -14,6 +14,7 @@ import type { Store } from '../store/store.ts';
 import type { Authn } from './authn.ts';
 import { errorHandler } from './errors.ts';
 import { RefusalBudget } from './refusal-budget.ts';
+import { requestId } from './request-id.ts';
 
 export interface HttpDeps {
   broker: Broker;
@@ -45,6 +46,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', deps.trustProxy.length ? deps.trustProxy : false);
+  app.use(requestId(deps.log));
   app.use((_req, res, next) => {
     res.set('X-Content-Type-Options', 'nosniff');
     res.set('Referrer-Policy', 'no-referrer');
