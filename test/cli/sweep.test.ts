@@ -12,8 +12,8 @@ import type { GrantId } from '../../src/broker/types.ts';
 import { harness, GROUP, OTHER_GROUP, REGION, type Harness } from '../ec2-endpoint/harness.ts';
 import { ROOT, tempDir, testConfig } from '../helpers/broker.ts';
 
-function sweep(config: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'sweep', '--once', '--tags-only', '--config', config, '--json'], {
+function sweep(config: string, args = ['--once', '--tags-only', '--json']): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'sweep', ...args, '--config', config], {
     cwd: ROOT,
     env: process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -128,5 +128,23 @@ describe('sweep --once --tags-only', () => {
     assert.match(summary.error.message, /UnauthorizedOperation|not authorized/);
     assert.ok(h.ep.model.ingressRules(GROUP).some((x) => `${GROUP}/${x.id}` === ref));
     h.ep.resetInjections();
+  });
+});
+
+describe('sweep --once (through the store)', () => {
+  it('expires what is due and reconciles, once, then exits; without --once it refuses (exit 2)', async () => {
+    const tmp = tempDir();
+    try {
+      const config = join(tmp.dir, 'config.yaml');
+      writeFileSync(config, stringify(testConfig(tmp.dir, { dev: { embeddedIdp: true }, targets: [{ id: 'demo-pc', firewall: { kind: 'simulated' } }] })));
+      const r = await sweep(config, ['--once', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(lines(r.stdout), [{ type: 'sweep.store', expired: 0, pendingExpired: 0, orphansRemoved: 0, reopened: 0, settled: 0, failedBackends: 0 }]);
+      const no = await sweep(config, []);
+      assert.equal(no.code, 2);
+      assert.match(no.stderr, /sweep needs --once/);
+    } finally {
+      tmp.cleanup();
+    }
   });
 });
