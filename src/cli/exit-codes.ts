@@ -80,6 +80,7 @@ export function exitCodeFor(code: string): ExitCode {
       return EXIT.NOT_FOUND;
     case 'FIREWALL_UNAVAILABLE':
     case 'STORE_UNAVAILABLE':
+    case 'SCHEMA_TOO_NEW':
     case 'POLICY_UNAVAILABLE':
     case 'IDP_UNAVAILABLE':
     case 'BROKER_UNAVAILABLE':
