@@ -13,6 +13,7 @@ import type { Config, FirewallConfig, TargetConfig } from './config/schema.ts';
 import { PortcullisError } from './errors.ts';
 import type { FirewallAdapter } from './firewall/port.ts';
 import { buildFirewalls, defaultSimulatedPath } from './firewall/registry.ts';
+import { instrumentFirewalls } from './firewall/instrumented.ts';
 import type { DevIdp } from './dev/idp.ts';
 import { createHttpApp } from './http/app.ts';
 import { clientErrorHandler } from './http/errors.ts';
@@ -106,7 +107,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
     const broker = new Broker({
       store,
       policy: () => policy,
-      firewalls,
+      firewalls: instrumentFirewalls(firewalls, metrics),
       targets: config.targets,
       log,
       clock: opts.clock,

@@ -44,6 +44,7 @@ export type ErrorCode =
   | 'TARGET_NOT_FOUND'
   | 'GRANT_NOT_FOUND'
   | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
   | 'INVALID_STATE'
   | 'CONFLICT'
   | 'QUOTA_EXCEEDED'
@@ -58,6 +59,7 @@ export type ErrorCode =
   | 'IDP_UNAVAILABLE'
   | 'CONFIG_INVALID'
   | 'POLICY_INVALID'
+  | 'SCHEMA_TOO_NEW'
   | 'INTERNAL';
 
 export class PortcullisError extends Error {
@@ -172,6 +174,7 @@ export const ERRORS = {
   TARGET_NOT_FOUND: { status: 404, exit: EXIT.NOT_FOUND, hint: targetsHint },
   GRANT_NOT_FOUND: { status: 404, exit: EXIT.NOT_FOUND, hint: (p) => `'portcullis ls --all${p}' lists your grants` },
   NOT_FOUND: { status: 404, exit: EXIT.NOT_FOUND },
+  METHOD_NOT_ALLOWED: { status: 405, exit: EXIT.USAGE },
   INVALID_STATE: { status: 409, exit: EXIT.CONFLICT, hint: (p) => `'portcullis ls --all${p}' shows the grant's state` },
   CONFLICT: { status: 409, exit: EXIT.CONFLICT },
   QUOTA_EXCEEDED: { status: 429, exit: EXIT.CONFLICT, hint: (p) => `close a grant you no longer need: 'portcullis ls${p}', then 'portcullis close ID${p}'` },
@@ -186,6 +189,7 @@ export const ERRORS = {
   FIREWALL_ERROR: { status: 500, exit: EXIT.ERROR },
   CONFIG_INVALID: { status: 500, exit: EXIT.ERROR },
   POLICY_INVALID: { status: 500, exit: EXIT.ERROR },
+  SCHEMA_TOO_NEW: { status: 503, exit: EXIT.UNAVAILABLE },
   INTERNAL: { status: 500, exit: EXIT.ERROR },
 } satisfies Record<ErrorCode, { status: number; exit: ExitCode; hint?: Hint }>;
 

@@ -1,4 +1,8 @@
 // A small structured logger (JSON lines on stderr). Callers pass codes and ids, never tokens or secrets.
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/** Fields every line logged within a context carries (the HTTP request id), without threading them through calls. */
+export const logContext = new AsyncLocalStorage<Record<string, unknown>>();
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level | 'silent', number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
@@ -14,7 +18,7 @@ export function createLogger(level: string = process.env.PORTCULLIS_LOG ?? 'info
   const min = ORDER[(level as Level) in ORDER ? (level as Level) : 'info'];
   const emit = (lvl: Level, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
-    write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...fields })}\n`);
+    write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...logContext.getStore(), ...fields })}\n`);
   };
   return {
     debug: (m, f) => emit('debug', m, f),

@@ -13,6 +13,8 @@ export class Metrics {
   readonly gateUp = new Gauge({ name: 'portcullis_gate_up', help: '1 while the backend\'s baseline was in place at the last check, else 0', labelNames: ['backend'], registers: [this.registry] });
   readonly refusalsUnaudited = new Counter({ name: 'portcullis_refusals_unaudited_total', help: 'Anonymous refusals past the audit budget: counted here and summarised once per window', labelNames: ['kind'], registers: [this.registry] });
   readonly rateLimited = new Counter({ name: 'portcullis_rate_limited_total', help: 'Requests answered 429 by a rate limit, by limit', labelNames: ['limit'], registers: [this.registry] });
+  readonly firewallSeconds = new Histogram({ name: 'portcullis_firewall_operation_seconds', help: 'Time of firewall backend calls (open, close, list), by backend kind', labelNames: ['kind', 'op'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 100], registers: [this.registry] });
+  readonly firewallErrors = new Counter({ name: 'portcullis_firewall_errors_total', help: 'Failed firewall backend calls, by backend kind, call and error code', labelNames: ['kind', 'op', 'code'], registers: [this.registry] });
   readonly grantsByState: Gauge;
 
   constructor(stateCounts: () => Promise<Record<string, number>>) {

@@ -5,6 +5,8 @@ import { registerServeCommand, reportFatal } from './serve.ts';
 import { registerPolicyCommands } from './policy.ts';
 import { registerExposureCommand } from './exposure.ts';
 import { registerClientCommands } from './client/index.ts';
+import { registerMigrateCommand } from './migrate.ts';
+import { registerSweepCommand } from './sweep.ts';
 
 const program = new Command('portcullis')
   .description('Just-in-time port opening: RDP stays closed until one person, from one address, needs it.')
@@ -16,6 +18,8 @@ registerAuditCommands(program);
 registerPolicyCommands(program);
 registerExposureCommand(program);
 registerClientCommands(program);
+registerMigrateCommand(program);
+registerSweepCommand(program);
 // After the groups register, so it covers only program-level mistakes (an unknown command): exit 2, as documented.
 program.exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2));
 

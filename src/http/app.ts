@@ -15,6 +15,7 @@ import { errorHandler } from './errors.ts';
 import { jsonBody } from './body.ts';
 import { RateLimits } from './rate-limit.ts';
 import { RefusalBudget, summaryEvent } from './refusal-budget.ts';
+import { requestId } from './request-id.ts';
 
 export interface HttpDeps {
   broker: Broker;
@@ -50,6 +51,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', deps.trustProxy.length ? deps.trustProxy : false);
+  app.use(requestId(deps.log));
   app.use((_req, res, next) => {
     res.set('X-Content-Type-Options', 'nosniff');
     res.set('Referrer-Policy', 'no-referrer');

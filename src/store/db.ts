@@ -6,6 +6,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvide
 import pg from 'pg';
 import { PortcullisError } from '../errors.ts';
 import { migrations } from './migrations.ts';
+import { assertSchemaKnown } from './schema-version.ts';
 import type { Database } from './schema.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -42,9 +43,11 @@ export async function openDb(url: string): Promise<Db> {
     throw new PortcullisError('CONFIG_INVALID', 'store.url must be sqlite:PATH or postgres://…', { field: 'store.url' });
   }
   try {
+    await assertSchemaKnown(kysely, Object.keys(migrations));
     await migrate(kysely);
   } catch (e) {
     await kysely.destroy().catch(() => {});
+    if (e instanceof PortcullisError) throw e;
     throw new PortcullisError('STORE_UNAVAILABLE', `store migration failed: ${(e as Error).message}`, { cause: e });
   }
   return { kysely, dialect, close: () => kysely.destroy() };
