@@ -28,13 +28,19 @@ const child = spawn(
   ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files],
   { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PORTCULLIS_LOG: process.env.PORTCULLIS_LOG ?? 'silent' } },
 );
+// The summary is followed by the list of failing tests, which can be long: keep the last summary seen.
 let tail = '';
+const summary = {};
 child.stdout.on('data', (chunk) => {
   process.stdout.write(chunk);
   tail = (tail + chunk.toString()).slice(-4000);
+  for (const label of ['pass', 'fail', 'skipped']) {
+    const m = [...tail.matchAll(new RegExp(`ℹ ${label} (\\d+)`, 'g'))].pop();
+    if (m) summary[label] = Number(m[1]);
+  }
 });
 child.on('close', (code) => {
-  const num = (label) => Number(new RegExp(`ℹ ${label} (\\d+)`).exec(tail)?.[1] ?? NaN);
+  const num = (label) => summary[label] ?? NaN;
   const pass = num('pass');
   const fail = num('fail');
   const skipped = num('skipped');

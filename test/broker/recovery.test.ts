@@ -69,6 +69,7 @@ test('recovery (stale opening failed, approved activated) finishes before the se
     id: newGrantId(), targetId: 'lab-pc' as TargetId, port: 3389, source: '198.51.100.7/32', requester: alice.sub, requesterEmail: null, reason: 'T-1',
     durationSeconds: 600, channel: 'api', state: 'opening', closeReason: null, policyIds: [], ruleRef: null, createdAt: long, updatedAt: long,
     activatedAt: null, expiresAt: Date.now() + 600_000, closedAt: null, failure: null, requiredApprovals: 1,
+    callerIp: '198.51.100.7', // the request came from the address it names (global/source-is-caller)
   };
   const opening = base;
   const approved: Grant = { ...base, id: newGrantId(), state: 'approved', expiresAt: null };
