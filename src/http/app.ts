@@ -54,7 +54,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   app.use(requestId(deps.log));
   app.use((_req, res, next) => {
     res.set('X-Content-Type-Options', 'nosniff');
-    res.set('Referrer-Policy', 'no-referrer');
+    res.set('Referrer-Policy', 'same-origin');
     next();
   });
   app.use((req, _res, next) => {

@@ -16,7 +16,7 @@ function assertPageHeaders(res: request.Response): void {
   assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
   assert.equal(res.headers['x-frame-options'], 'DENY');
   assert.equal(res.headers['x-content-type-options'], 'nosniff');
-  assert.equal(res.headers['referrer-policy'], 'no-referrer');
+  assert.equal(res.headers['referrer-policy'], 'same-origin');
   assert.equal(res.headers['cache-control'], 'no-store');
 }
 
