@@ -191,11 +191,9 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       handler: webRouter({
         authn: web.authn,
         broker,
-        store,
         firewalls,
         limits: { minDurationSeconds: seconds(config.grants.minDuration), maxDurationSeconds: seconds(config.grants.maxDuration), pendingTimeoutSeconds: seconds(config.grants.pendingTimeout) },
         issuer: () => webSettings?.oidc.issuer,
-        auditReaderGroups: [...config.audit.readerGroups, ...config.grants.adminGroups],
         policies: () => policy.describe(),
         timeZone: config.policy.timeZone,
         log,

@@ -6,6 +6,9 @@ import { maxDuration, type DurationLimit } from '../policy/max-duration.ts';
 import type { VerifyResult } from '../audit/chain.ts';
 import type { Approval, Channel, Grant, GrantId, Principal } from '../domain/index.ts';
 import type { BrokerCore } from './core.ts';
+import { approvable } from './approvals.ts';
+import { exportAudit, queryAudit, type AuditFilter } from './audit-query.ts';
+import { approverInbox, type InboxItem } from './inbox.ts';
 import { canonicalAddress } from './source.ts';
 
 /** A grant the principal may see; approvers also see the pending requests they may decide. */
@@ -61,6 +64,33 @@ export async function readAudit(core: BrokerCore, principal: Principal, filter: 
     throw new PortcullisError('FORBIDDEN', 'reading the audit trail needs membership of an audit.readerGroups group');
   }
   return core.store.auditEvents(filter);
+}
+
+/** The approver's inbox: pending requests this principal may decide and has not approved yet. */
+export async function inbox(core: BrokerCore, principal: Principal, channel: Channel): Promise<InboxItem[]> {
+  return approverInbox({ approvable: (p, c) => approvable(core, p, c) }, core.store, principal, channel);
+}
+
+/** The audit events of a grant the principal may see (same visibility as getGrant), oldest first. */
+export async function grantEvents(core: BrokerCore, principal: Principal, id: GrantId, channel: Channel = 'api', limit = 200): Promise<AuditEvent[]> {
+  const grant = await getGrant(core, principal, id, channel);
+  return core.store.auditEvents({ grant: grant.id, limit });
+}
+
+function requireAuditReader(core: BrokerCore, principal: Principal): void {
+  if (!mayReadAudit(core, principal)) throw new PortcullisError('FORBIDDEN', 'reading the audit trail needs membership of an audit.readerGroups group');
+}
+
+/** Filtered audit events for an audit reader: the newest `limit` of them and how many matched. */
+export async function searchAudit(core: BrokerCore, principal: Principal, filter: AuditFilter, limit: number): Promise<{ events: AuditEvent[]; matched: number }> {
+  requireAuditReader(core, principal);
+  return queryAudit(core.store, filter, limit);
+}
+
+/** Every matching event for an audit reader, page by page (refused before the first page otherwise). */
+export function exportAuditTrail(core: BrokerCore, principal: Principal, filter: AuditFilter): AsyncGenerator<AuditEvent> {
+  requireAuditReader(core, principal);
+  return exportAudit(core.store, filter);
 }
 
 /** Any signed-in principal may ask whether the chain verifies (the answer holds no events). */
