@@ -3,7 +3,7 @@
 // setAttribute, never parsed as HTML, so nothing the API returns can become markup.
 
 const $ = (id) => document.getElementById(id);
-const LIVE = ['requested', 'pending', 'approved', 'opening', 'active', 'closing'];
+const LIVE = ['requested', 'pending', 'approved', 'opening', 'active', 'extending', 'closing'];
 const FIELDS = ['target', 'duration', 'reason', 'port', 'sourceIp'];
 const SIMULATED_KINDS = ['simulated', 'memory'];
 const CANDIDATES = [60, 300, 900, 1800, 3600, 7200, 14400, 28800];
@@ -447,8 +447,8 @@ function schedulePoll() {
   clearTimeout(state.pollTimer);
   const live = state.grants.filter((g) => LIVE.includes(g.state));
   if (!live.length) return;
-  // Transitions (opening, closing) settle in a moment; an approval may take minutes.
-  const busy = live.some((g) => ['requested', 'approved', 'opening', 'closing'].includes(g.state));
+  // Transitions (opening, extending, closing) settle in a moment; an approval may take minutes.
+  const busy = live.some((g) => ['requested', 'approved', 'opening', 'extending', 'closing'].includes(g.state));
   state.pollTimer = setTimeout(refreshGrants, busy ? 1500 : live.some((g) => g.state === 'pending') ? 2000 : 15000);
 }
 
@@ -466,7 +466,7 @@ function renderGrants(force) {
 }
 
 function stateBadge(g) {
-  const labels = { requested: 'Requested', pending: 'Waiting for approval', approved: 'Approved', opening: 'Opening…', active: 'Active', closing: 'Closing…', closed: 'Closed', denied: 'Denied', expired: 'Expired', failed: 'Failed' };
+  const labels = { requested: 'Requested', pending: 'Waiting for approval', approved: 'Approved', opening: 'Opening…', active: 'Active', extending: 'Extending…', closing: 'Closing…', closed: 'Closed', denied: 'Denied', expired: 'Expired', failed: 'Failed' };
   const reason = g.state === 'closed' && g.closeReason ? ` (${g.closeReason})` : '';
   return el('span', { class: `badge ${g.state}`, 'data-state': g.state, text: (labels[g.state] || g.state) + reason });
 }
@@ -474,7 +474,7 @@ function stateBadge(g) {
 function grantCard(g) {
   const t = targetById(g.target);
   const rows = [];
-  if (g.state === 'active' || g.state === 'opening') rows.push(['Connect', connectCell(g)]);
+  if (g.state === 'active' || g.state === 'opening' || g.state === 'extending') rows.push(['Connect', connectCell(g)]);
   rows.push(['From', el('span', {}, el('code', { text: g.source }), ` to port ${g.port}`)]);
   rows.push(['Reason', g.reason]);
   if (g.state === 'active') rows.push(['Until', `${timeOf(g.expiresAt)} (${durationLabel(g.durationSeconds)})`]);
@@ -487,8 +487,8 @@ function grantCard(g) {
   const side = el('div', { class: 'side' });
   if (g.state === 'active') {
     side.append(el('div', { class: 'countdown', role: 'timer', 'aria-label': 'Time left', 'data-countdown': g.id, text: clock(g.secondsLeft ?? 0) }), el('div', { class: 'countdown-label', text: 'left' }));
-  } else if (['pending', 'requested', 'approved', 'opening', 'closing'].includes(g.state)) {
-    const text = g.state === 'pending' ? 'Checking for a decision…' : g.state === 'closing' ? 'Closing…' : 'Opening…';
+  } else if (['pending', 'requested', 'approved', 'opening', 'extending', 'closing'].includes(g.state)) {
+    const text = g.state === 'pending' ? 'Checking for a decision…' : g.state === 'closing' ? 'Closing…' : g.state === 'extending' ? 'Extending…' : 'Opening…';
     side.append(el('div', { class: 'waiting' }, el('span', { class: 'spinner', 'aria-hidden': 'true' }), text));
   }
   if (g.state === 'active' || g.state === 'pending' || g.state === 'approved') {
@@ -800,7 +800,7 @@ function grantPage() {
     }
     if (!now) setTimeout(() => void watch(false), 2000);
   }
-  if (['pending', 'approved', 'opening', 'active', 'closing'].includes(card.dataset.state)) setTimeout(() => void watch(false), 2000);
+  if (['pending', 'approved', 'opening', 'active', 'extending', 'closing'].includes(card.dataset.state)) setTimeout(() => void watch(false), 2000);
 }
 
 function adminPage() {
