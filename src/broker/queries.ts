@@ -33,22 +33,28 @@ export async function listGrants(core: BrokerCore, principal: Principal, opts: {
   return core.store.listGrants({ requester: opts.all ? undefined : principal.sub, limit: opts.limit ?? 100 });
 }
 
-/** The longest duration this principal may ask for on a target, and whether it needs approval. */
+/**
+ * The longest duration this principal may ask for on a target, and whether it needs approval. No reason
+ * exists yet: forbids about the reason are left out (what a reason they accept gets), and `reasonDependent`
+ * says when they would change the answer for an empty reason.
+ */
 export function durationLimit(core: BrokerCore, principal: Principal, targetId: string, callerIp: string, channel: Channel, capMinutes: number): DurationLimit {
   const target = core.targets.get(targetId);
   const none = { minutes: 0, approval: false, immediateMinutes: 0, policyIds: [] };
   if (!target) return none;
   const address = canonicalAddress(callerIp) ?? '127.0.0.1';
   try {
-    return maxDuration(
-      core.deps.policy(),
-      {
-        principal,
-        target: { id: target.id, tags: target.tags, ports: target.ports },
-        context: buildPolicyContext({ principal, durationMinutes: 0, port: target.ports[0]!, sourceIp: address, sourcePrefixLength: address.includes(':') ? 128 : 32, callerIp: address, channel, reason: 'preview', now: core.clock(), timeZone: core.limits.timeZone }),
-      },
-      { capMinutes, minMinutes: Math.ceil(core.limits.minDurationSeconds / 60) },
-    );
+    const query = {
+      principal,
+      target: { id: target.id, tags: target.tags, ports: target.ports },
+      context: buildPolicyContext({ principal, durationMinutes: 0, port: target.ports[0]!, sourceIp: address, sourcePrefixLength: address.includes(':') ? 128 : 32, callerIp: address, channel, reason: '', now: core.clock(), timeZone: core.limits.timeZone }),
+    };
+    const bounds = { capMinutes, minMinutes: Math.ceil(core.limits.minDurationSeconds / 60) };
+    const engine = core.deps.policy();
+    const preview = maxDuration(engine, query, { ...bounds, decide: { reasonUnknown: true } });
+    const strict = maxDuration(engine, query, bounds);
+    const reasonDependent = preview.minutes !== strict.minutes || preview.approval !== strict.approval || preview.immediateMinutes !== strict.immediateMinutes;
+    return { ...preview, reasonDependent };
   } catch {
     return none;
   }

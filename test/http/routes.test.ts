@@ -33,7 +33,7 @@ describe('HTTP routes (supertest, in process)', () => {
     cleanup = t.cleanup;
     broker = await startBroker(testConfig(t.dir, { dev: { embeddedIdp: true }, targets: EMBEDDED_DEFAULT.targets, grants: { minDuration: '1m', maxDuration: '8h', adminGroups: ['portcullis-admins'] }, audit: { jsonl: `${t.dir}/audit.jsonl`, readerGroups: ['auditors'] } }));
     http = broker.app.http;
-    for (const u of ['alice', 'bob', 'carol', 'ada']) jars[u] = await signInHttp(broker.url, u);
+    for (const u of ['alice', 'bob', 'carol', 'ada', 'tess']) jars[u] = await signInHttp(broker.url, u);
   });
   after(async () => {
     await broker?.stop();
@@ -156,6 +156,18 @@ describe('HTTP routes (supertest, in process)', () => {
     assert.match(admin.text, /data-check="store"/);
     assert.match(admin.text, /<tr data-target="acme-pc01">/);
     assert.match(admin.text, /No exposure scan is recorded yet/);
+  });
+
+  test('the target preview does not depend on a reason it does not have: a ticket rule makes it reasonDependent, not closed', async () => {
+    const tess = (await request(http).get('/api/v1/targets').set('Cookie', cookie('tess')).set('Accept', 'application/json').expect(200)).body.targets as { id: string; maxDuration: string | null; reasonDependent: boolean }[];
+    const acme = tess.find((t) => t.id === 'acme-pc01')!;
+    // msp/technicians-cite-ticket forbids a reason without "T-…": the preview used to see its placeholder reason and show nothing.
+    assert.notEqual(acme.maxDuration, null, 'a technician may ask for acme-pc01 with a ticket');
+    assert.equal(acme.reasonDependent, true);
+    const alice = (await request(http).get('/api/v1/targets').set('Cookie', cookie('alice')).set('Accept', 'application/json').expect(200)).body.targets as { id: string; maxDuration: string | null; reasonDependent: boolean }[];
+    const pc = alice.find((t) => t.id === 'demo-pc')!;
+    assert.notEqual(pc.maxDuration, null);
+    assert.equal(pc.reasonDependent, false, 'no policy about the reason applies to alice on demo-pc');
   });
 
   test('API routes with a session: statuses per role and input, JSON errors with codes, no-store and the same headers', async () => {

@@ -268,11 +268,12 @@ function fillTargets() {
   const options = [el('option', { value: '', text: state.targets.length ? 'Choose a target…' : 'No targets available to you' })];
   for (const t of state.targets) {
     const lim = limitOf(t);
-    // The broker previews without your reason, so a rule about the reason (a ticket number) can make a
-    // target look closed that a good reason opens: offer it, and let a refusal explain itself.
-    const none = lim.maxSeconds === 0;
+    // The broker previews before a reason exists: its limits hold for a reason the policies accept, and
+    // reasonDependent says a policy asks something of the reason (a ticket number). Nothing permitted is
+    // still offered, so the refusal can explain itself.
+    const note = lim.maxSeconds === 0 ? ' (not permitted)' : t.reasonDependent ? ' (the reason must satisfy a policy)' : '';
     const simulatedNote = isSimulated(t) && !/simulated/i.test(t.description ?? '') ? ' (simulated firewall)' : '';
-    const label = `${t.id}${t.description ? ` — ${t.description}` : ''}${simulatedNote}${none ? ' (may be refused)' : ''}`;
+    const label = `${t.id}${t.description ? ` — ${t.description}` : ''}${simulatedNote}${note}`;
     options.push(el('option', { value: t.id, text: label }));
   }
   select.replaceChildren(...options);
@@ -613,7 +614,7 @@ function renderTargets() {
       el('td', {}, t.connect ? el('code', { text: t.connect }) : el('span', { class: 'muted', text: '—' })),
       el('td', {}, el('span', { text: t.firewall }), isSimulated(t) ? [' ', el('span', { class: 'badge sim', text: 'SIMULATED firewall' })] : null),
     ];
-    if (showMax) cells.push(el('td', { text: l.maxSeconds === undefined ? '—' : l.maxSeconds === 0 ? 'may be refused' : durationLabel(l.maxSeconds) }));
+    if (showMax) cells.push(el('td', { text: l.maxSeconds === undefined ? '—' : l.maxSeconds === 0 ? 'not permitted' : `${durationLabel(l.maxSeconds)}${t.reasonDependent ? ' (with a suitable reason)' : ''}` }));
     if (showApproval) {
       const a = approvalText(l);
       cells.push(el('td', {}, a ? el('span', { class: `badge ${a.kind}`, text: a.short }) : '—'));
