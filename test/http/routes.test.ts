@@ -33,7 +33,7 @@ describe('HTTP routes (supertest, in process)', () => {
     cleanup = t.cleanup;
     broker = await startBroker(testConfig(t.dir, { dev: { embeddedIdp: true }, targets: EMBEDDED_DEFAULT.targets, grants: { minDuration: '1m', maxDuration: '8h', adminGroups: ['portcullis-admins'] }, audit: { jsonl: `${t.dir}/audit.jsonl`, readerGroups: ['auditors'] } }));
     http = broker.app.http;
-    for (const u of ['alice', 'bob', 'carol', 'ada', 'tess']) jars[u] = await signInHttp(broker.url, u);
+    for (const u of ['alice', 'bob', 'carol', 'ada']) jars[u] = await signInHttp(broker.url, u);
   });
   after(async () => {
     await broker?.stop();
@@ -158,7 +158,19 @@ describe('HTTP routes (supertest, in process)', () => {
     assert.match(admin.text, /No exposure scan is recorded yet/);
   });
 
+  test('a web sign-in alone tells the broker of the newest sign-in (groups and auth_time for approval re-checks)', async () => {
+    // The demo IdP's subject is the user id.
+    assert.equal(await broker.app.store.knownUser('tess' as never), undefined, 'tess had not signed in before');
+    const jar = (jars.tess = await signInHttp(broker.url, 'tess'));
+    const s = (await request(http).get('/auth/session').set('Cookie', jar.header(`${broker.url}/`)).expect(200)).body as { sub: string; groups: string[]; authTime: number };
+    assert.equal(s.sub, 'tess');
+    const known = await broker.app.store.knownUser(s.sub as never);
+    assert.deepEqual(known?.groups, s.groups);
+    assert.equal(known?.authTime, s.authTime);
+  });
+
   test('the target preview does not depend on a reason it does not have: a ticket rule makes it reasonDependent, not closed', async () => {
+    jars.tess ??= await signInHttp(broker.url, 'tess');
     const tess = (await request(http).get('/api/v1/targets').set('Cookie', cookie('tess')).set('Accept', 'application/json').expect(200)).body.targets as { id: string; maxDuration: string | null; reasonDependent: boolean }[];
     const acme = tess.find((t) => t.id === 'acme-pc01')!;
     // msp/technicians-cite-ticket forbids a reason without "T-…": the preview used to see its placeholder reason and show nothing.
