@@ -16,3 +16,4 @@ rmSync('dist/http/web/static', { recursive: true, force: true });
 cpSync('src/http/web/static', 'dist/http/web/static', { recursive: true });
 rmSync('dist/http/web/views', { recursive: true, force: true });
 cpSync('src/http/web/views', 'dist/http/web/views', { recursive: true });
+cpSync('src/dev/slack/page.eta', 'dist/dev/slack/page.eta');

@@ -170,7 +170,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       onSuppressed: (kind) => metrics.refusalsUnaudited.inc({ kind }),
     });
     const sessions = kyselySessionStore(db.kysely);
-    const web = createWebAuth({ settings: () => webSettings, sessions, bearer, audit: (e) => store.audit(e), log, now: opts.clock, scope: config.oidc.scopes.join(' '), limits, refusals });
+    const web = createWebAuth({ settings: () => webSettings, sessions, bearer, audit: (e) => store.audit(e), signedIn: (p) => broker.noteSignIn(p), log, now: opts.clock, scope: config.oidc.scopes.join(' '), limits, refusals });
     const mounts: { path: string; handler: express.RequestHandler | express.Router }[] = [{ path: '/', handler: securityHeaders(() => webSettings?.oidc.issuer) }];
     // Slack's signature covers the raw body: its router is mounted before anything that parses bodies.
     // Loaded only when configured: a broker without Slack does not pay for its modules.
@@ -191,11 +191,9 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       handler: webRouter({
         authn: web.authn,
         broker,
-        store,
         firewalls,
         limits: { minDurationSeconds: seconds(config.grants.minDuration), maxDurationSeconds: seconds(config.grants.maxDuration), pendingTimeoutSeconds: seconds(config.grants.pendingTimeout) },
         issuer: () => webSettings?.oidc.issuer,
-        auditReaderGroups: [...config.audit.readerGroups, ...config.grants.adminGroups],
         policies: () => policy.describe(),
         timeZone: config.policy.timeZone,
         log,

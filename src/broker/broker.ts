@@ -13,6 +13,8 @@ import * as queries from './queries.ts';
 import { Reconciler, type ReconcileResult } from './reconcile.ts';
 import { activate, openRule, requestAccess, type RequestContext, type RequestOutcome } from './request.ts';
 import type { AccessRequestInput } from './validate.ts';
+import type { AuditFilter } from './audit-query.ts';
+import type { InboxItem } from './inbox.ts';
 
 export type { BrokerDeps, BrokerLimits, GrantListener } from './core.ts';
 export type { RequestContext, RequestOutcome } from './request.ts';
@@ -125,6 +127,26 @@ export class Broker {
   /** Audit events for an audit reader (FORBIDDEN for anyone else). */
   readAudit(principal: Principal, filter: { afterSeq?: number; limit?: number; grant?: string }): Promise<AuditEvent[]> {
     return queries.readAudit(this.core, principal, filter);
+  }
+
+  /** Pending requests this approver may decide and has not approved yet, oldest first. */
+  inbox(principal: Principal, channel: Channel): Promise<InboxItem[]> {
+    return queries.inbox(this.core, principal, channel);
+  }
+
+  /** The audit events of a grant the principal may see. */
+  grantEvents(principal: Principal, id: GrantId, channel: Channel = 'api'): Promise<AuditEvent[]> {
+    return queries.grantEvents(this.core, principal, id, channel);
+  }
+
+  /** Filtered audit events for an audit reader (FORBIDDEN for anyone else). */
+  searchAudit(principal: Principal, filter: AuditFilter, limit: number): Promise<{ events: AuditEvent[]; matched: number }> {
+    return queries.searchAudit(this.core, principal, filter, limit);
+  }
+
+  /** Every matching audit event for an audit reader, streamed (FORBIDDEN for anyone else). */
+  exportAudit(principal: Principal, filter: AuditFilter): AsyncGenerator<AuditEvent> {
+    return queries.exportAuditTrail(this.core, principal, filter);
   }
 
   verifyAudit(principal: Principal): Promise<VerifyResult & { headSeq: number }> {

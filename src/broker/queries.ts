@@ -6,6 +6,9 @@ import { maxDuration, type DurationLimit } from '../policy/max-duration.ts';
 import type { VerifyResult } from '../audit/chain.ts';
 import type { Approval, Channel, Grant, GrantId, Principal } from '../domain/index.ts';
 import type { BrokerCore } from './core.ts';
+import { approvable } from './approvals.ts';
+import { exportAudit, queryAudit, type AuditFilter } from './audit-query.ts';
+import { approverInbox, type InboxItem } from './inbox.ts';
 import { canonicalAddress } from './source.ts';
 
 /** A grant the principal may see; approvers also see the pending requests they may decide. */
@@ -30,22 +33,28 @@ export async function listGrants(core: BrokerCore, principal: Principal, opts: {
   return core.store.listGrants({ requester: opts.all ? undefined : principal.sub, limit: opts.limit ?? 100 });
 }
 
-/** The longest duration this principal may ask for on a target, and whether it needs approval. */
+/**
+ * The longest duration this principal may ask for on a target, and whether it needs approval. No reason
+ * exists yet: forbids about the reason are left out (what a reason they accept gets), and `reasonDependent`
+ * says when they would change the answer for an empty reason.
+ */
 export function durationLimit(core: BrokerCore, principal: Principal, targetId: string, callerIp: string, channel: Channel, capMinutes: number): DurationLimit {
   const target = core.targets.get(targetId);
   const none = { minutes: 0, approval: false, immediateMinutes: 0, policyIds: [] };
   if (!target) return none;
   const address = canonicalAddress(callerIp) ?? '127.0.0.1';
   try {
-    return maxDuration(
-      core.deps.policy(),
-      {
-        principal,
-        target: { id: target.id, tags: target.tags, ports: target.ports },
-        context: buildPolicyContext({ principal, durationMinutes: 0, port: target.ports[0]!, sourceIp: address, sourcePrefixLength: address.includes(':') ? 128 : 32, callerIp: address, channel, reason: 'preview', now: core.clock(), timeZone: core.limits.timeZone }),
-      },
-      { capMinutes, minMinutes: Math.ceil(core.limits.minDurationSeconds / 60) },
-    );
+    const query = {
+      principal,
+      target: { id: target.id, tags: target.tags, ports: target.ports },
+      context: buildPolicyContext({ principal, durationMinutes: 0, port: target.ports[0]!, sourceIp: address, sourcePrefixLength: address.includes(':') ? 128 : 32, callerIp: address, channel, reason: '', now: core.clock(), timeZone: core.limits.timeZone }),
+    };
+    const bounds = { capMinutes, minMinutes: Math.ceil(core.limits.minDurationSeconds / 60) };
+    const engine = core.deps.policy();
+    const preview = maxDuration(engine, query, { ...bounds, decide: { reasonUnknown: true } });
+    const strict = maxDuration(engine, query, bounds);
+    const reasonDependent = preview.minutes !== strict.minutes || preview.approval !== strict.approval || preview.immediateMinutes !== strict.immediateMinutes;
+    return { ...preview, reasonDependent };
   } catch {
     return none;
   }
@@ -61,6 +70,33 @@ export async function readAudit(core: BrokerCore, principal: Principal, filter: 
     throw new PortcullisError('FORBIDDEN', 'reading the audit trail needs membership of an audit.readerGroups group');
   }
   return core.store.auditEvents(filter);
+}
+
+/** The approver's inbox: pending requests this principal may decide and has not approved yet. */
+export async function inbox(core: BrokerCore, principal: Principal, channel: Channel): Promise<InboxItem[]> {
+  return approverInbox({ approvable: (p, c) => approvable(core, p, c) }, core.store, principal, channel);
+}
+
+/** The audit events of a grant the principal may see (same visibility as getGrant), oldest first. */
+export async function grantEvents(core: BrokerCore, principal: Principal, id: GrantId, channel: Channel = 'api', limit = 200): Promise<AuditEvent[]> {
+  const grant = await getGrant(core, principal, id, channel);
+  return core.store.auditEvents({ grant: grant.id, limit });
+}
+
+function requireAuditReader(core: BrokerCore, principal: Principal): void {
+  if (!mayReadAudit(core, principal)) throw new PortcullisError('FORBIDDEN', 'reading the audit trail needs membership of an audit.readerGroups group');
+}
+
+/** Filtered audit events for an audit reader: the newest `limit` of them and how many matched. */
+export async function searchAudit(core: BrokerCore, principal: Principal, filter: AuditFilter, limit: number): Promise<{ events: AuditEvent[]; matched: number }> {
+  requireAuditReader(core, principal);
+  return queryAudit(core.store, filter, limit);
+}
+
+/** Every matching event for an audit reader, page by page (refused before the first page otherwise). */
+export function exportAuditTrail(core: BrokerCore, principal: Principal, filter: AuditFilter): AsyncGenerator<AuditEvent> {
+  requireAuditReader(core, principal);
+  return exportAudit(core.store, filter);
 }
 
 /** Any signed-in principal may ask whether the chain verifies (the answer holds no events). */

@@ -54,7 +54,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   app.use(requestId(deps.log));
   app.use((_req, res, next) => {
     res.set('X-Content-Type-Options', 'nosniff');
-    res.set('Referrer-Policy', 'no-referrer');
+    res.set('Referrer-Policy', 'same-origin');
     next();
   });
   app.use((req, _res, next) => {
@@ -172,6 +172,8 @@ function apiRouter(deps: HttpDeps): Router {
           maxDuration: limit.minutes ? formatDuration(limit.minutes * 60) : null,
           needsApproval: limit.minutes ? limit.approval : null,
           maxImmediateDuration: limit.immediateMinutes ? formatDuration(limit.immediateMinutes * 60) : null,
+          // A policy about the reason decides here: the limits above hold for a reason it accepts.
+          reasonDependent: limit.reasonDependent ?? false,
         };
       }),
     });

@@ -34,6 +34,8 @@ export interface WebAuthDeps {
   /** Bearer authentication used when a request carries Authorization. */
   bearer: Authn;
   audit?: (event: AuditInput) => Promise<unknown>;
+  /** The broker's "newest sign-in" of this user (Broker.noteSignIn): approval re-checks and Slack freshness read it. */
+  signedIn?: (principal: Principal) => Promise<void>;
   log?: Logger;
   now?: () => number;
   /** Session ends after this long without a request (default 30 min). */
@@ -275,6 +277,7 @@ export function createWebAuth(deps: WebAuthDeps): WebAuth {
         expiresAt: t + absoluteMs,
       });
       res.cookie(sessionCookieName(s.publicUrl), sid, { httpOnly: true, secure: secure(s), sameSite: 'lax', path: '/', maxAge: absoluteMs });
+      await deps.signedIn?.(principal);
       await audit({ type: 'auth.login', actor: principal.sub, detail: { channel: 'web', amr: principal.amr, acr: principal.acr, stepUp: flow.stepUp } });
       if (flow.stash) {
         const resumeId = newSecretId();

@@ -4,7 +4,7 @@ import { preparsePolicySet, preparseSchema, statefulIsAuthorized } from '@cedar-
 import { setFlagsFromString } from 'node:v8';
 import { PortcullisError } from '../errors.ts';
 import { toCedarRequest } from './entities.ts';
-import type { PolicyDecision, PolicyEngine, PolicyQuery } from './port.ts';
+import type { DecideOptions, PolicyDecision, PolicyEngine, PolicyQuery } from './port.ts';
 import { formatProblem, readPolicyDir, type LoadedPolicySet, type PolicyProblem } from './source.ts';
 
 // Node 20's V8 crashes the process ("Fatal error … unreachable code" in
@@ -37,6 +37,9 @@ export interface CedarPolicyEngine extends PolicyEngine {
   reload(): ReloadResult;
 }
 
+/** A policy whose condition reads the request's reason (`context.reason` or `context["reason"]`). */
+const READS_REASON = /\bcontext\s*(\.\s*reason\b|\[\s*"reason"\s*\])/;
+
 // Cedar caches preparsed sets per thread under a name; every engine gets its own names.
 let engines = 0;
 
@@ -62,6 +65,7 @@ class Engine implements CedarPolicyEngine {
   readonly #name = `portcullis-${++engines}`;
   #set!: LoadedPolicySet;
   #setId = '';
+  #reasonlessId = '';
   #schemaId = '';
 
   constructor(dir: string, timeZone: string) {
@@ -79,7 +83,7 @@ class Engine implements CedarPolicyEngine {
     return this.#set.policies.map((p) => ({ id: p.id, file: `${p.file}:${p.line}:${p.column}`, comment: p.comment, annotations: p.annotations }));
   }
 
-  decide(query: PolicyQuery): PolicyDecision {
+  decide(query: PolicyQuery, opts: DecideOptions = {}): PolicyDecision {
     let request;
     try {
       request = toCedarRequest(query);
@@ -88,7 +92,7 @@ class Engine implements CedarPolicyEngine {
     }
     const answer = statefulIsAuthorized({
       ...request,
-      preparsedPolicySetId: this.#setId,
+      preparsedPolicySetId: opts.reasonUnknown ? this.#reasonlessId : this.#setId,
       preparsedSchemaName: this.#schemaId,
       // The context is built and type-checked by entities.ts; asking Cedar to re-validate it
       // costs ~100 µs a call, and any mismatch still ends as an error below, hence a deny.
@@ -123,9 +127,16 @@ class Engine implements CedarPolicyEngine {
       staticPolicies: Object.fromEntries(set.policies.map((x) => [x.id, x.text])),
     });
     if (p.type === 'failure') problems.push(...p.errors.map((e) => ({ file: set.dir, line: 1, column: 1, message: e.message })));
+    // The same set without the forbids about the reason, for previews made before a reason exists.
+    const reasonlessId = `${this.#name}-reasonless-${slot}`;
+    const q = preparsePolicySet(reasonlessId, {
+      staticPolicies: Object.fromEntries(set.policies.filter((x) => !(x.effect === 'forbid' && READS_REASON.test(x.text))).map((x) => [x.id, x.text])),
+    });
+    if (q.type === 'failure') problems.push(...q.errors.map((e) => ({ file: set.dir, line: 1, column: 1, message: e.message })));
     if (problems.length > 0) throw policyInvalid(this.dir, problems, this.generation > 0 ? this.#set : undefined);
     this.#set = set;
     this.#setId = setId;
+    this.#reasonlessId = reasonlessId;
     this.#schemaId = schemaId;
     this.generation++;
   }

@@ -1,6 +1,6 @@
 // "How long may I ask for?": evaluates candidate durations against the policies, per target,
 // so the UI and CLI can say "up to 2 h now, up to 8 h with approval" before anyone asks.
-import type { PolicyEngine, PolicyQuery } from './port.ts';
+import type { DecideOptions, PolicyEngine, PolicyQuery } from './port.ts';
 
 export interface DurationLimit {
   /** Longest candidate for which OpenPort or RequestPort is permitted; 0 when none is. */
@@ -11,6 +11,8 @@ export interface DurationLimit {
   immediateMinutes: number;
   /** Policies that permitted `minutes`. */
   policyIds: string[];
+  /** Set by previews: a forbid about the reason changes this answer, so a request must cite what it wants. */
+  reasonDependent?: boolean;
 }
 
 export const BASE_CANDIDATES = [5, 15, 30, 60, 120, 240, 480] as const;
@@ -30,19 +32,19 @@ export function candidateDurations(capMinutes: number, minMinutes = 1): number[]
 export function maxDuration(
   engine: PolicyEngine,
   query: Omit<PolicyQuery, 'action'>,
-  options: { capMinutes?: number; minMinutes?: number; candidates?: number[] } = {},
+  options: { capMinutes?: number; minMinutes?: number; candidates?: number[]; decide?: DecideOptions } = {},
 ): DurationLimit {
   const candidates = options.candidates ?? candidateDurations(options.capMinutes ?? 480, options.minMinutes);
   const limit: DurationLimit = { minutes: 0, approval: false, immediateMinutes: 0, policyIds: [] };
   for (const durationMinutes of candidates) {
     const q = { ...query, context: { ...query.context, durationMinutes } };
-    const open = engine.decide({ ...q, action: 'OpenPort' });
+    const open = engine.decide({ ...q, action: 'OpenPort' }, options.decide);
     if (open.allowed) {
       limit.immediateMinutes = Math.max(limit.immediateMinutes, durationMinutes);
       if (durationMinutes >= limit.minutes) Object.assign(limit, { minutes: durationMinutes, approval: false, policyIds: open.policyIds });
       continue;
     }
-    const ask = engine.decide({ ...q, action: 'RequestPort' });
+    const ask = engine.decide({ ...q, action: 'RequestPort' }, options.decide);
     if (ask.allowed && durationMinutes >= limit.minutes) {
       Object.assign(limit, { minutes: durationMinutes, approval: true, policyIds: ask.policyIds });
     }

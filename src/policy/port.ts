@@ -46,8 +46,16 @@ export interface PolicyDecision {
   errors: string[];
 }
 
+export interface DecideOptions {
+  /**
+   * A preview before anyone typed a reason: forbids whose condition reads `context.reason` are left out,
+   * so the answer is what a reason those policies accept would get (permits still see the empty reason).
+   */
+  reasonUnknown?: boolean;
+}
+
 export interface PolicyEngine {
-  decide(query: PolicyQuery): PolicyDecision;
+  decide(query: PolicyQuery, opts?: DecideOptions): PolicyDecision;
   /** Ids of the loaded policies with their human comment, for `policy test` and the UI. */
   describe(): { id: string; file: string; comment: string; annotations?: Record<string, string> }[];
 }

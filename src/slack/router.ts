@@ -13,7 +13,7 @@ import { evaluateMfa } from '../identity/mfa.ts';
 import { errorFields, type Logger } from '../log.ts';
 import type { Store } from '../store/store.ts';
 import { ephemeral, outcomeReply, type SlackMessage } from './blocks.ts';
-import { confirmForm, facts, PAGE_HEADERS, para, slackPage } from './pages.ts';
+import { PAGE_HEADERS, slackPage, type SlackPage } from './pages.ts';
 import type { CommandForm, SlackService } from './service.ts';
 import { checkSlackSignature } from './signature.ts';
 import type { SlackStore, SlackToken } from './store.ts';
@@ -129,10 +129,10 @@ export function slackRouter(deps: SlackRouterDeps): Router {
 
   // ---- browser pages -------------------------------------------------------------------------
 
-  const send = (res: Response, status: number, title: string, body: string) => {
-    res.status(status).set(PAGE_HEADERS).type('html').send(slackPage(title, body));
+  const send = (res: Response, status: number, title: string, page: Omit<SlackPage, 'title'>) => {
+    res.status(status).set(PAGE_HEADERS).type('html').send(slackPage({ title, ...page }));
   };
-  const gone = (res: Response) => send(res, 404, 'Link expired or used', para('This link has expired or was already used. Type the command in Slack again for a new one.', 'error'));
+  const gone = (res: Response) => send(res, 404, 'Link expired or used', { paras: [{ text: 'This link has expired or was already used. Type the command in Slack again for a new one.', cls: 'error' }] });
 
   /** The signed-in principal of a fresh MFA session, or undefined after redirecting to sign-in / step-up. */
   const freshSession = async (req: Request, res: Response, token: SlackToken, sub: string | undefined): Promise<Principal | undefined> => {
@@ -148,7 +148,7 @@ export function slackRouter(deps: SlackRouterDeps): Router {
       throw e;
     }
     if (sub !== undefined && p.sub !== sub) {
-      send(res, 403, 'Another identity', para(`This link belongs to another identity than the one signed in here (${p.email ?? p.sub}). Sign out and open it again.`, 'error', ' data-code="WRONG_IDENTITY"'));
+      send(res, 403, 'Another identity', { paras: [{ text: `This link belongs to another identity than the one signed in here (${p.email ?? p.sub}). Sign out and open it again.`, cls: 'error', data: { code: 'WRONG_IDENTITY' } }] });
       return undefined;
     }
     const mfa = deps.mfa();
@@ -164,7 +164,7 @@ export function slackRouter(deps: SlackRouterDeps): Router {
   const failure = (res: Response, e: unknown, title = 'Refused') => {
     if (!isPortcullisError(e)) throw e;
     const status = httpStatus(e.code);
-    send(res, status >= 500 && status !== 503 ? 500 : status, title, para(`${e.code}: ${status >= 500 && status !== 503 ? 'internal error; see the broker log' : e.message}`, 'error', ` data-code="${e.code}"`));
+    send(res, status >= 500 && status !== 503 ? 500 : status, title, { paras: [{ text: `${e.code}: ${status >= 500 && status !== 503 ? 'internal error; see the broker log' : e.message}`, cls: 'error', data: { code: e.code } }] });
   };
 
   r.get('/link/:token', async (req, res) => {
@@ -173,13 +173,10 @@ export function slackRouter(deps: SlackRouterDeps): Router {
     const p = await freshSession(req, res, t, undefined);
     if (!p) return;
     const who = t.payload.userName ? `@${t.payload.userName}` : t.user.userId;
-    send(
-      res,
-      200,
-      'Link your Slack user',
-      para(`Link Slack user ${who} (${t.user.userId} in workspace ${t.user.teamId}) to ${p.email ?? p.sub}? Only do this if you just typed the link command in Slack yourself.`, 'warn') +
-        confirmForm(req.originalUrl.split('?')[0]!, (await deps.csrf(req)) ?? '', 'Link this Slack user'),
-    );
+    send(res, 200, 'Link your Slack user', {
+      paras: [{ text: `Link Slack user ${who} (${t.user.userId} in workspace ${t.user.teamId}) to ${p.email ?? p.sub}? Only do this if you just typed the link command in Slack yourself.`, cls: 'warn' }],
+      form: { action: req.originalUrl.split('?')[0]!, csrf: (await deps.csrf(req)) ?? '', label: 'Link this Slack user' },
+    });
   });
 
   r.post('/link/:token', form, async (req, res) => {
@@ -194,7 +191,7 @@ export function slackRouter(deps: SlackRouterDeps): Router {
       await deps.slack.link(t.user, p.sub);
       await deps.store.audit({ type: 'slack.linked', actor: p.sub, detail: { team: t.user.teamId, user: t.user.userId } });
       if (t.payload.kind === 'link' && t.payload.responseUrl) await deps.service.respondLater(t.payload.responseUrl, { ...ephemeral(`:white_check_mark: Linked to ${p.email ?? p.sub}. Now try \`${deps.service.settings().command} open <target> 1h <reason>\`.`), replace_original: true });
-      send(res, 200, 'Linked', para(`Your Slack user is linked to ${p.email ?? p.sub}. Go back to Slack.`, 'ok', ' id="linked"'));
+      send(res, 200, 'Linked', { paras: [{ text: `Your Slack user is linked to ${p.email ?? p.sub}. Go back to Slack.`, cls: 'ok', id: 'linked' }] });
     } catch (e) {
       failure(res, e);
     }
@@ -206,20 +203,17 @@ export function slackRouter(deps: SlackRouterDeps): Router {
     const p = await freshSession(req, res, t, t.payload.sub);
     if (!p) return;
     const { target, duration, reason } = t.payload;
-    send(
-      res,
-      200,
-      'Confirm access',
-      facts([
+    send(res, 200, 'Confirm access', {
+      facts: [
         ['Target', target],
         ['Duration', duration ? formatDuration(parseDuration(duration) ?? 0) : '1h'],
         ['Reason', reason],
         ['Address to admit', callerIp(req)],
         ['Signed in as', p.email ?? p.sub],
-      ]) +
-        para('Only this computer\'s address is admitted. Confirm from the computer that will connect.') +
-        confirmForm(req.originalUrl.split('?')[0]!, (await deps.csrf(req)) ?? '', 'Confirm and open'),
-    );
+      ],
+      paras: [{ text: "Only this computer's address is admitted. Confirm from the computer that will connect." }],
+      form: { action: req.originalUrl.split('?')[0]!, csrf: (await deps.csrf(req)) ?? '', label: 'Confirm and open' },
+    });
   });
 
   r.post('/confirm/:token', form, async (req, res) => {
@@ -241,7 +235,7 @@ export function slackRouter(deps: SlackRouterDeps): Router {
       }
       if (responseUrl) await deps.service.respondLater(responseUrl, outcomeReply(grant));
       const status = grant.state === 'active' ? `Open until ${new Date(grant.expiresAt!).toISOString().slice(11, 16)} UTC for ${grant.source}.` : grant.state === 'pending' ? 'Waiting for approval; Slack tells you when it opens.' : `Grant is ${grant.state}.`;
-      send(res, 200, grant.state === 'active' ? 'Access open' : 'Request sent', para(status, 'ok', ` id="outcome" data-state="${grant.state}" data-grant="${grant.id}"`));
+      send(res, 200, grant.state === 'active' ? 'Access open' : 'Request sent', { paras: [{ text: status, cls: 'ok', id: 'outcome', data: { state: grant.state, grant: grant.id } }] });
     } catch (e) {
       failure(res, e);
     }
@@ -268,7 +262,7 @@ export function slackRouter(deps: SlackRouterDeps): Router {
       const g = pl.action === 'approve' ? await deps.broker.approve(p, id, { comment: pl.comment }, SLACK) : pl.action === 'deny' ? await deps.broker.deny(p, id, { comment: pl.comment }, SLACK) : await deps.broker.extend(p, id, { duration: pl.duration }, SLACK);
       const done = pl.action === 'approve' ? (g.state === 'pending' ? 'Approval recorded; it needs another approver.' : `Approved; the grant is ${g.state}.`) : pl.action === 'deny' ? 'Denied.' : `Extended until ${new Date(g.expiresAt!).toISOString().slice(11, 16)} UTC.`;
       if (pl.responseUrl) await deps.service.respondLater(pl.responseUrl, { ...ephemeral(`:white_check_mark: ${done} (\`${g.id}\`)`), replace_original: false });
-      send(res, 200, 'Done', para(done, 'ok', ` id="outcome" data-state="${g.state}" data-grant="${g.id}"`));
+      send(res, 200, 'Done', { paras: [{ text: done, cls: 'ok', id: 'outcome', data: { state: g.state, grant: g.id } }] });
     } catch (e) {
       failure(res, e);
     }

@@ -2,6 +2,7 @@
 // to a listener on 3389 fails before a grant, works during it, and fails after the kernel expires it.
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { createInterface } from 'node:readline';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createNftablesAdapter, type NftablesAdapter } from '../../src/firewall/nftables.ts';
@@ -355,22 +356,35 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
   it('kernel expiry holds when the process that opened the grant is SIGKILLed', async (t) => {
     if (!ready(t)) return;
     const adapterUrl = new URL('../../src/firewall/nftables.ts', import.meta.url).href;
-    const expiresAt = Date.now() + 3000;
+    // The child starts (tsx, imports, init) at its own pace and says so; only then is the expiry set and sent,
+    // so a slow start under load cannot eat the window in which the rule must outlive its opener.
     const code = `
       const { createNftablesAdapter } = await import(${JSON.stringify(adapterUrl)});
+      const { createInterface } = await import('node:readline');
       const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: ${JSON.stringify(lab!.gw)} });
       await fw.init();
-      const ref = await fw.open({ grantId: 'g-killed', targetId: 'lab-gw', source: '${LAB_ADDR.client4}/32', port: 3389, protocol: 'tcp', expiresAt: ${expiresAt} });
-      console.log(ref);
+      const lines = createInterface({ input: process.stdin });
+      console.log('ready');
+      for await (const line of lines) {
+        const ref = await fw.open({ grantId: 'g-killed', targetId: 'lab-gw', source: '${LAB_ADDR.client4}/32', port: 3389, protocol: 'tcp', expiresAt: Number(line) });
+        console.log(ref);
+      }
       setInterval(() => {}, 1000);`;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
       cwd: fileURLToPath(new URL('../..', import.meta.url)),
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['pipe', 'pipe', 'inherit'],
     });
-    const ref = await new Promise<string>((resolve, reject) => {
-      child.stdout.once('data', (c: Buffer) => resolve(c.toString().trim()));
-      child.once('exit', (c) => reject(new Error(`opener exited early (${c})`)));
-    });
+    const lines = createInterface({ input: child.stdout });
+    const next = () =>
+      new Promise<string>((resolve, reject) => {
+        lines.once('line', (l) => resolve(l.trim()));
+        child.once('exit', (c) => reject(new Error(`opener exited early (${c})`)));
+      });
+    assert.equal(await next(), 'ready');
+    const expiresAt = Date.now() + 3000;
+    const answer = next();
+    child.stdin.write(`${expiresAt}\n`);
+    const ref = await answer;
     assert.match(ref, /^g4_0,.*,g-killed$/);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));

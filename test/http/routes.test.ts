@@ -16,7 +16,7 @@ function assertPageHeaders(res: request.Response): void {
   assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
   assert.equal(res.headers['x-frame-options'], 'DENY');
   assert.equal(res.headers['x-content-type-options'], 'nosniff');
-  assert.equal(res.headers['referrer-policy'], 'no-referrer');
+  assert.equal(res.headers['referrer-policy'], 'same-origin');
   assert.equal(res.headers['cache-control'], 'no-store');
 }
 
@@ -156,6 +156,30 @@ describe('HTTP routes (supertest, in process)', () => {
     assert.match(admin.text, /data-check="store"/);
     assert.match(admin.text, /<tr data-target="acme-pc01">/);
     assert.match(admin.text, /No exposure scan is recorded yet/);
+  });
+
+  test('a web sign-in alone tells the broker of the newest sign-in (groups and auth_time for approval re-checks)', async () => {
+    // The demo IdP's subject is the user id.
+    assert.equal(await broker.app.store.knownUser('tess' as never), undefined, 'tess had not signed in before');
+    const jar = (jars.tess = await signInHttp(broker.url, 'tess'));
+    const s = (await request(http).get('/auth/session').set('Cookie', jar.header(`${broker.url}/`)).expect(200)).body as { sub: string; groups: string[]; authTime: number };
+    assert.equal(s.sub, 'tess');
+    const known = await broker.app.store.knownUser(s.sub as never);
+    assert.deepEqual(known?.groups, s.groups);
+    assert.equal(known?.authTime, s.authTime);
+  });
+
+  test('the target preview does not depend on a reason it does not have: a ticket rule makes it reasonDependent, not closed', async () => {
+    jars.tess ??= await signInHttp(broker.url, 'tess');
+    const tess = (await request(http).get('/api/v1/targets').set('Cookie', cookie('tess')).set('Accept', 'application/json').expect(200)).body.targets as { id: string; maxDuration: string | null; reasonDependent: boolean }[];
+    const acme = tess.find((t) => t.id === 'acme-pc01')!;
+    // msp/technicians-cite-ticket forbids a reason without "T-…": the preview used to see its placeholder reason and show nothing.
+    assert.notEqual(acme.maxDuration, null, 'a technician may ask for acme-pc01 with a ticket');
+    assert.equal(acme.reasonDependent, true);
+    const alice = (await request(http).get('/api/v1/targets').set('Cookie', cookie('alice')).set('Accept', 'application/json').expect(200)).body.targets as { id: string; maxDuration: string | null; reasonDependent: boolean }[];
+    const pc = alice.find((t) => t.id === 'demo-pc')!;
+    assert.notEqual(pc.maxDuration, null);
+    assert.equal(pc.reasonDependent, false, 'no policy about the reason applies to alice on demo-pc');
   });
 
   test('API routes with a session: statuses per role and input, JSON errors with codes, no-store and the same headers', async () => {

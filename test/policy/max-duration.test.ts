@@ -50,6 +50,18 @@ describe('maxDuration with the example policies', () => {
     );
   });
 
+  it('a preview without a reason leaves out the forbids about the reason (technicians-cite-ticket), and only those', () => {
+    const q: Omit<PolicyQuery, 'action'> = {
+      principal: { sub: 'tom' as UserId, groups: ['msp-technicians', 'msp-customer-acme'], mfa: true, amr: [] },
+      target: { id: 'acme-ws07', tags: { customer: 'acme', env: 'dev' }, ports: [3389] },
+      context: { ...engineerQuery().context, weekday: 'Tuesday', sourceIp: '198.51.100.20/32', callerIp: '198.51.100.20', reason: '' },
+    };
+    assert.equal(maxDuration(engine, q).minutes, 0, 'an empty reason cites no ticket');
+    assert.deepEqual([maxDuration(engine, q, { decide: { reasonUnknown: true } })].map((l) => [l.minutes, l.approval, l.immediateMinutes]), [[240, true, 120]]);
+    // Other forbids still hold: without MFA nothing is permitted, reason or not.
+    assert.equal(maxDuration(engine, { ...q, context: { ...q.context, mfa: false } }, { decide: { reasonUnknown: true } }).minutes, 0);
+  });
+
   it('nothing permitted: 0 minutes', () => {
     assert.deepEqual(maxDuration(engine, engineerQuery({ mfa: false })), { minutes: 0, approval: false, immediateMinutes: 0, policyIds: [] });
   });

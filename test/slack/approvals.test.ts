@@ -85,6 +85,13 @@ describe('approvals by button', () => {
     const url = linkOf(r.body)!;
     const page = await browse(jars.get('alice')!, idp, url, { user: 'alice' });
     assert.match(page.html, /Address to admit/);
+    // The web's Eta shell under the one helmet CSP: no inline style or script on a Slack page.
+    assert.doesNotMatch(page.html, /<style|style=|<script>/);
+    const head = await jars.get('alice')!.fetch(url, {});
+    const csp = head.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /style-src 'self'(;|$)/);
+    assert.doesNotMatch(csp, /unsafe-inline/);
+    assert.equal(head.headers.get('content-security-policy')?.split('default-src').length, 2, 'one CSP header, not two');
     const forged = await jars.get('alice')!.fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: 'forged' }) });
     assert.equal(forged.status, 403);
     assert.match(await forged.text(), /CSRF_FAILED/);

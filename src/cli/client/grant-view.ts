@@ -1,5 +1,7 @@
 // The grant as the API returns it, and the few facts about it the commands print.
-export type GrantState = 'requested' | 'pending' | 'approved' | 'opening' | 'active' | 'closing' | 'closed' | 'denied' | 'expired' | 'failed';
+import { connectEndpoint } from '../../connect/rdp.ts';
+
+export type GrantState = 'requested' | 'pending' | 'approved' | 'opening' | 'active' | 'extending' | 'closing' | 'closed' | 'denied' | 'expired' | 'failed';
 
 export interface GrantView {
   id: string;
@@ -26,15 +28,9 @@ export interface GrantView {
 export const FINAL: readonly GrantState[] = ['closed', 'denied', 'expired', 'failed'];
 export const WAITING: readonly GrantState[] = ['requested', 'pending', 'approved', 'opening'];
 
-/** host:port to connect to: the target's host with the grant's port (which may differ from the default). */
+/** host:port to connect to: the target's host with the grant's port (the web's .rdp file uses the same). */
 export function endpoint(g: GrantView): { host: string; port: number; address: string } | undefined {
-  if (!g.connect) return undefined;
-  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(g.connect) ?? /^([^:]+)(?::\d+)?$/.exec(g.connect);
-  // A bare IPv6 address has colons but no brackets.
-  const host = m ? m[1]! : g.connect.includes(':') ? g.connect : undefined;
-  if (!host) return undefined;
-  const shown = host.includes(':') ? `[${host}]` : host;
-  return { host, port: g.port, address: `${shown}:${g.port}` };
+  return connectEndpoint(g.connect, g.port);
 }
 
 export function who(g: GrantView): string {

@@ -83,6 +83,7 @@ async function list(id: string | undefined, opts: ClientOptions & { all?: boolea
 function left(g: GrantView): string {
   if (g.state === 'active' && g.secondsLeft !== null) return humanSeconds(g.secondsLeft);
   if (g.state === 'pending') return 'needs approval';
+  if (g.state === 'extending') return 'Extending…';
   return g.closeReason ?? '-';
 }
 

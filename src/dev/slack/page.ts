@@ -1,8 +1,5 @@
 // The demo's Slack look-alike page (/dev/slack): type /rdp …, see the bot's replies and buttons. Labelled SIMULATED.
-
-function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+import { Eta } from 'eta';
 
 const css = `
 *{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1c1d;background:#fff;height:100vh;display:flex;flex-direction:column}
@@ -117,14 +114,11 @@ for (const b of document.querySelectorAll('nav button[data-channel]')) b.addEven
 setInterval(refresh, 800); refresh();
 `;
 
+const eta = new Eta({ views: import.meta.dirname, autoEscape: true, cache: true, useWith: false });
+
+/** The page itself (page.eta, auto-escaped); its script and stylesheet are the two files below, so the one CSP holds. */
 function html(users: { id: string; name: string; realName: string }[], channels: { id: string; name: string }[]): string {
-  return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>SIMULATED SLACK · Portcullis demo</title><link rel="stylesheet" href="page.css"></head><body>
-<div id="sim" role="note">SIMULATED SLACK — a local stand-in for the demo; no real Slack workspace is involved. Requests to /slack/* are signed like Slack's.</div>
-<div id="app"><nav><h2>Demo workspace</h2><label for="user">You are</label><select id="user">${users.map((u) => `<option value="${esc(u.id)}">${esc(u.realName)} (@${esc(u.name)})</option>`).join('')}</select>
-${channels.map((c) => `<button type="button" data-channel="${esc(c.id)}" data-name="${esc(c.name)}"># ${esc(c.name)}</button>`).join('')}<button type="button" data-channel="DM">Portcullis (app)</button></nav>
-<main><header id="title"></header><div id="messages" aria-live="polite"></div><form id="composer"><input id="text" autocomplete="off" placeholder="/rdp help" aria-label="Message"><button type="submit">Send</button></form></main></div>
-<div id="modal" hidden><div class="card" role="dialog" aria-modal="true"></div></div>
-<script src="page.js"></script></body></html>`;
+  return eta.render('page', { users, channels });
 }
 
 export const demoPage = { html, js, css };

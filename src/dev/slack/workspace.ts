@@ -218,7 +218,6 @@ export class SlackWorkspace {
       r.get('/', (req, res) => {
         // Relative asset and API paths need the trailing slash.
         if (!req.originalUrl.split('?')[0]!.endsWith('/')) return void res.redirect(301, `${req.originalUrl.split('?')[0]}/`);
-        res.set('Content-Security-Policy', "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
         res.set('Cache-Control', 'no-store');
         res.type('html').send(demoPage.html(this.o.users, this.o.channels));
       });

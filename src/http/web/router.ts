@@ -2,16 +2,14 @@
 // static files, .rdp downloads, and the product's own 404 and 405 pages.
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { AuditEvent } from '../../audit/chain.ts';
-import { exportAudit, queryAudit, type AuditFilter } from '../../broker/audit-query.ts';
+import type { AuditFilter } from '../../broker/audit-query.ts';
 import type { Broker } from '../../broker/broker.ts';
-import { approverInbox } from '../../broker/inbox.ts';
 import { LIVE_STATES, type Grant, type GrantId, type Principal } from '../../domain/index.ts';
 import type { TargetConfig } from '../../config/schema.ts';
 import { connectEndpoint, rdpFileText, rdpFilename, RdpAddressError } from '../../connect/rdp.ts';
 import { isPortcullisError } from '../../errors.ts';
 import type { FirewallAdapter } from '../../firewall/port.ts';
 import { errorFields, type Logger } from '../../log.ts';
-import type { Store } from '../../store/store.ts';
 import { callerIp } from '../app.ts';
 import type { Authn } from '../authn.ts';
 import { loadAssets, type Assets } from './assets.ts';
@@ -20,15 +18,12 @@ import { durationLabel, render, type NavItem } from './render.ts';
 export interface WebRouterDeps {
   /** The session-aware authn of web-auth: a GET needs no CSRF token. */
   authn: Authn;
-  broker: Pick<Broker, 'getGrant' | 'listTargets' | 'approvable' | 'listGrants' | 'isAdmin' | 'durationLimit'>;
+  broker: Pick<Broker, 'getGrant' | 'grantApprovals' | 'grantEvents' | 'listTargets' | 'approvable' | 'inbox' | 'listGrants' | 'isAdmin' | 'mayReadAudit' | 'durationLimit' | 'searchAudit' | 'exportAudit' | 'verifyAudit' | 'storeHealth'>;
   /** grants.minDuration / maxDuration / pendingTimeout in seconds: the form never offers what the broker refuses. */
   limits: { minDurationSeconds: number; maxDurationSeconds: number; pendingTimeoutSeconds?: number };
   /** The OIDC issuer once known (kept for callers; the CSP reads it in security.ts). */
   issuer?: () => string | undefined;
-  store?: Pick<Store, 'approvals' | 'auditEvents' | 'verifyAudit' | 'ping' | 'dialect' | 'grantsInStates'>;
   firewalls?: ReadonlyMap<string, FirewallAdapter>;
-  /** Groups that may read the audit trail (audit.readerGroups and the admins). */
-  auditReaderGroups?: string[];
   /** Each policy's id and its plain-English comment, for refusals that explain themselves. */
   policies?: () => { id: string; comment: string }[];
   /** Where dates are shown (policy.timeZone). */
@@ -37,7 +32,7 @@ export interface WebRouterDeps {
 }
 
 const NOT_SIGNED_IN = new Set(['AUTH_REQUIRED', 'IDP_UNAVAILABLE', 'TOKEN_MALFORMED', 'TOKEN_BAD_SIGNATURE', 'TOKEN_WRONG_ISSUER', 'TOKEN_WRONG_AUDIENCE', 'TOKEN_EXPIRED', 'TOKEN_INVALID', 'TOKEN_NOT_ID_TOKEN', 'TOKEN_BAD_SUBJECT', 'TOKEN_WRONG_AZP', 'TOKEN_ISSUED_IN_FUTURE', 'TOKEN_LIFETIME_TOO_LONG', 'TOKEN_TOO_OLD', 'TOKEN_AUTH_TIME_IN_FUTURE', 'MFA_REQUIRED', 'MFA_TOO_OLD']);
-const STATE_LABELS: Record<string, string> = { requested: 'Requested', pending: 'Waiting for approval', approved: 'Approved', opening: 'Opening…', active: 'Active', closing: 'Closing…', closed: 'Closed', denied: 'Denied', expired: 'Expired', failed: 'Failed' };
+const STATE_LABELS: Record<string, string> = { requested: 'Requested', pending: 'Waiting for approval', approved: 'Approved', opening: 'Opening…', active: 'Active', extending: 'Extending…', closing: 'Closing…', closed: 'Closed', denied: 'Denied', expired: 'Expired', failed: 'Failed' };
 /** Paths this router answers, with the methods each takes: anything else on them is 405, not 404. */
 const ROUTES: [RegExp, string][] = [
   [/^\/$/, 'GET, HEAD'],
@@ -68,10 +63,10 @@ export function webRouter(deps: WebRouterDeps): Router {
       throw e;
     }
   };
-  const isAuditReader = (p: Principal) => (deps.auditReaderGroups ?? []).some((g) => p.groups.includes(g)) || deps.broker.isAdmin(p);
+  const isAuditReader = (p: Principal) => deps.broker.mayReadAudit(p);
 
   const nav = async (p: Principal, current: string): Promise<NavItem[]> => {
-    const inbox = deps.store ? await approverInbox(deps.broker, deps.store, p, 'web').catch(() => []) : [];
+    const inbox = await deps.broker.inbox(p, 'web').catch(() => []);
     const items: NavItem[] = [
       { href: '/', label: 'Request', current: current === '/' },
       { href: '/approvals', label: 'Approvals', current: current === '/approvals', count: inbox.length },
@@ -119,7 +114,7 @@ export function webRouter(deps: WebRouterDeps): Router {
     try {
       const p = await signedIn(req, res);
       if (!p) return;
-      const items = deps.store ? await approverInbox(deps.broker, deps.store, p, 'web') : [];
+      const items = await deps.broker.inbox(p, 'web');
       const now = Date.now();
       const pendingMs = (deps.limits.pendingTimeoutSeconds ?? 3600) * 1000;
       await page(res, p, 'approvals', '/approvals', 'Approvals', {
@@ -152,8 +147,7 @@ export function webRouter(deps: WebRouterDeps): Router {
         if (isPortcullisError(e, 'GRANT_NOT_FOUND')) return notFound(req, res, p);
         throw e;
       }
-      const approvals = deps.store ? await deps.store.approvals(grant.id) : [];
-      const events = deps.store ? await deps.store.auditEvents({ grant: grant.id, limit: 200 }) : [];
+      const [{ approvals }, events] = await Promise.all([deps.broker.grantApprovals(p, grant.id, 'web'), deps.broker.grantEvents(p, grant.id, 'web')]);
       const t = target(grant.targetId);
       const ep = connectEndpoint(t?.connect, grant.port);
       const secondsLeft = grant.state === 'active' && grant.expiresAt !== null ? Math.max(0, Math.round((grant.expiresAt - Date.now()) / 1000)) : undefined;
@@ -193,9 +187,9 @@ export function webRouter(deps: WebRouterDeps): Router {
     try {
       const p = await signedIn(req, res);
       if (!p) return;
-      if (!isAuditReader(p) || !deps.store) return forbidden(req, res, p, 'Reading the audit trail needs membership of an audit reader group (audit.readerGroups) or an admin group.');
+      if (!isAuditReader(p)) return forbidden(req, res, p, 'Reading the audit trail needs membership of an audit reader group (audit.readerGroups) or an admin group.');
       const { q, filter } = auditFilter(req);
-      const [{ events, matched }, verify] = await Promise.all([queryAudit(deps.store, filter, 200), deps.store.verifyAudit()]);
+      const [{ events, matched }, verify] = await Promise.all([deps.broker.searchAudit(p, filter, 200), deps.broker.verifyAudit(p)]);
       const types = new Set<string>(KNOWN_TYPES);
       for (const e of events) types.add(e.type);
       const search = new URLSearchParams(Object.entries(q).filter(([, v]) => v));
@@ -218,13 +212,13 @@ export function webRouter(deps: WebRouterDeps): Router {
     try {
       const p = await signedIn(req, res);
       if (!p) return;
-      if (!isAuditReader(p) || !deps.store) return forbidden(req, res, p, 'Exporting the audit trail needs membership of an audit reader group or an admin group.');
+      if (!isAuditReader(p)) return forbidden(req, res, p, 'Exporting the audit trail needs membership of an audit reader group or an admin group.');
       const { filter } = auditFilter(req);
       noStore(res);
       res.set('Content-Type', 'application/x-ndjson; charset=utf-8');
       res.set('Content-Disposition', 'attachment; filename="portcullis-audit.jsonl"');
       // Each line is the stored event with its hash, so `portcullis audit verify` style checks work on the file.
-      for await (const e of exportAudit(deps.store, filter)) res.write(`${JSON.stringify(e)}\n`);
+      for await (const e of deps.broker.exportAudit(p, filter)) res.write(`${JSON.stringify(e)}\n`);
       res.end();
     } catch (e) {
       next(e);
@@ -235,15 +229,15 @@ export function webRouter(deps: WebRouterDeps): Router {
     try {
       const p = await signedIn(req, res);
       if (!p) return;
-      if (!deps.broker.isAdmin(p) || !deps.store) return forbidden(req, res, p, 'The admin view is for members of grants.adminGroups.');
+      if (!deps.broker.isAdmin(p)) return forbidden(req, res, p, 'The admin view is for members of grants.adminGroups.');
       const live = (await deps.broker.listGrants(p, { all: true, limit: 1000 })).filter((g) => LIVE_STATES.includes(g.state) || g.state === 'pending' || g.state === 'approved');
-      const health = await checkHealth(deps.store, deps.firewalls);
+      const health = await checkHealth(deps.broker, deps.firewalls);
       const gates = deps.broker.listTargets().map((t) => {
         const fw = deps.firewalls?.get(t.id);
         const c = fw ? health.byScope.get(fw.scope) : undefined;
         return { id: t.id, kind: t.firewall.kind, scope: fw?.scope ?? '—', simulated: fw?.simulated ?? false, ok: c?.ok ?? false, detail: c?.detail ?? 'no backend', live: live.filter((g) => g.targetId === t.id && g.state === 'active').length };
       });
-      const scans = (await queryAudit(deps.store, {}, 5000)).events.filter((e) => e.type.startsWith('exposure.'));
+      const scans = (await deps.broker.searchAudit(p, {}, 5000)).events.filter((e) => e.type.startsWith('exposure.'));
       const last = scans[scans.length - 1];
       const scan = last ? { time: last.time, text: `${scans.filter((e) => e.time === last.time || Date.parse(last.time) - Date.parse(e.time) < 60_000).length} finding(s); the latest ${last.type === 'exposure.fixed' ? 'was removed' : 'could not be removed'} (${String(last.detail?.scope ?? '')} ${last.sourceIp ?? ''} port ${last.port ?? ''}).` } : undefined;
       await page(res, p, 'admin', '/admin', 'Administration', { live, health, gates, scan });
@@ -439,15 +433,9 @@ export function localTime(v: string, timeZone: string): number | undefined {
 }
 
 /** The store and every firewall backend, as /readyz reports them. */
-async function checkHealth(store: Pick<Store, 'ping' | 'dialect'>, firewalls?: ReadonlyMap<string, FirewallAdapter>) {
-  const checks: { name: string; ok: boolean; detail: string }[] = [];
+async function checkHealth(broker: Pick<Broker, 'storeHealth'>, firewalls?: ReadonlyMap<string, FirewallAdapter>) {
+  const checks: { name: string; ok: boolean; detail: string }[] = [{ name: 'store', ...(await broker.storeHealth()) }];
   const byScope = new Map<string, { ok: boolean; detail: string }>();
-  try {
-    await store.ping();
-    checks.push({ name: 'store', ok: true, detail: store.dialect });
-  } catch {
-    checks.push({ name: 'store', ok: false, detail: 'store unreachable' });
-  }
   const fws = [...new Set(firewalls?.values() ?? [])];
   for (const fw of fws) {
     let h: { ok: boolean; detail: string };

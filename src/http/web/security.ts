@@ -32,7 +32,9 @@ export function securityHeaders(issuer: () => string | undefined): RequestHandle
       },
     },
     frameguard: { action: 'deny' },
-    referrerPolicy: { policy: 'no-referrer' },
+    // Not no-referrer: under it Chromium sends `Origin: null` on this site's own form posts, which the
+    // Origin check then refuses. same-origin still keeps URLs (link tokens) from ever reaching another site.
+    referrerPolicy: { policy: 'same-origin' },
     // Browsers ignore HSTS over http; over https it pins the broker to https.
     strictTransportSecurity: { maxAge: 31536000, includeSubDomains: false },
   });

@@ -3,7 +3,7 @@
 // setAttribute, never parsed as HTML, so nothing the API returns can become markup.
 
 const $ = (id) => document.getElementById(id);
-const LIVE = ['requested', 'pending', 'approved', 'opening', 'active', 'closing'];
+const LIVE = ['requested', 'pending', 'approved', 'opening', 'active', 'extending', 'closing'];
 const FIELDS = ['target', 'duration', 'reason', 'port', 'sourceIp'];
 const SIMULATED_KINDS = ['simulated', 'memory'];
 const CANDIDATES = [60, 300, 900, 1800, 3600, 7200, 14400, 28800];
@@ -268,11 +268,12 @@ function fillTargets() {
   const options = [el('option', { value: '', text: state.targets.length ? 'Choose a target…' : 'No targets available to you' })];
   for (const t of state.targets) {
     const lim = limitOf(t);
-    // The broker previews without your reason, so a rule about the reason (a ticket number) can make a
-    // target look closed that a good reason opens: offer it, and let a refusal explain itself.
-    const none = lim.maxSeconds === 0;
+    // The broker previews before a reason exists: its limits hold for a reason the policies accept, and
+    // reasonDependent says a policy asks something of the reason (a ticket number). Nothing permitted is
+    // still offered, so the refusal can explain itself.
+    const note = lim.maxSeconds === 0 ? ' (not permitted)' : t.reasonDependent ? ' (the reason must satisfy a policy)' : '';
     const simulatedNote = isSimulated(t) && !/simulated/i.test(t.description ?? '') ? ' (simulated firewall)' : '';
-    const label = `${t.id}${t.description ? ` — ${t.description}` : ''}${simulatedNote}${none ? ' (may be refused)' : ''}`;
+    const label = `${t.id}${t.description ? ` — ${t.description}` : ''}${simulatedNote}${note}`;
     options.push(el('option', { value: t.id, text: label }));
   }
   select.replaceChildren(...options);
@@ -447,8 +448,8 @@ function schedulePoll() {
   clearTimeout(state.pollTimer);
   const live = state.grants.filter((g) => LIVE.includes(g.state));
   if (!live.length) return;
-  // Transitions (opening, closing) settle in a moment; an approval may take minutes.
-  const busy = live.some((g) => ['requested', 'approved', 'opening', 'closing'].includes(g.state));
+  // Transitions (opening, extending, closing) settle in a moment; an approval may take minutes.
+  const busy = live.some((g) => ['requested', 'approved', 'opening', 'extending', 'closing'].includes(g.state));
   state.pollTimer = setTimeout(refreshGrants, busy ? 1500 : live.some((g) => g.state === 'pending') ? 2000 : 15000);
 }
 
@@ -466,7 +467,7 @@ function renderGrants(force) {
 }
 
 function stateBadge(g) {
-  const labels = { requested: 'Requested', pending: 'Waiting for approval', approved: 'Approved', opening: 'Opening…', active: 'Active', closing: 'Closing…', closed: 'Closed', denied: 'Denied', expired: 'Expired', failed: 'Failed' };
+  const labels = { requested: 'Requested', pending: 'Waiting for approval', approved: 'Approved', opening: 'Opening…', active: 'Active', extending: 'Extending…', closing: 'Closing…', closed: 'Closed', denied: 'Denied', expired: 'Expired', failed: 'Failed' };
   const reason = g.state === 'closed' && g.closeReason ? ` (${g.closeReason})` : '';
   return el('span', { class: `badge ${g.state}`, 'data-state': g.state, text: (labels[g.state] || g.state) + reason });
 }
@@ -474,7 +475,7 @@ function stateBadge(g) {
 function grantCard(g) {
   const t = targetById(g.target);
   const rows = [];
-  if (g.state === 'active' || g.state === 'opening') rows.push(['Connect', connectCell(g)]);
+  if (g.state === 'active' || g.state === 'opening' || g.state === 'extending') rows.push(['Connect', connectCell(g)]);
   rows.push(['From', el('span', {}, el('code', { text: g.source }), ` to port ${g.port}`)]);
   rows.push(['Reason', g.reason]);
   if (g.state === 'active') rows.push(['Until', `${timeOf(g.expiresAt)} (${durationLabel(g.durationSeconds)})`]);
@@ -487,8 +488,8 @@ function grantCard(g) {
   const side = el('div', { class: 'side' });
   if (g.state === 'active') {
     side.append(el('div', { class: 'countdown', role: 'timer', 'aria-label': 'Time left', 'data-countdown': g.id, text: clock(g.secondsLeft ?? 0) }), el('div', { class: 'countdown-label', text: 'left' }));
-  } else if (['pending', 'requested', 'approved', 'opening', 'closing'].includes(g.state)) {
-    const text = g.state === 'pending' ? 'Checking for a decision…' : g.state === 'closing' ? 'Closing…' : 'Opening…';
+  } else if (['pending', 'requested', 'approved', 'opening', 'extending', 'closing'].includes(g.state)) {
+    const text = g.state === 'pending' ? 'Checking for a decision…' : g.state === 'closing' ? 'Closing…' : g.state === 'extending' ? 'Extending…' : 'Opening…';
     side.append(el('div', { class: 'waiting' }, el('span', { class: 'spinner', 'aria-hidden': 'true' }), text));
   }
   if (g.state === 'active' || g.state === 'pending' || g.state === 'approved') {
@@ -613,7 +614,7 @@ function renderTargets() {
       el('td', {}, t.connect ? el('code', { text: t.connect }) : el('span', { class: 'muted', text: '—' })),
       el('td', {}, el('span', { text: t.firewall }), isSimulated(t) ? [' ', el('span', { class: 'badge sim', text: 'SIMULATED firewall' })] : null),
     ];
-    if (showMax) cells.push(el('td', { text: l.maxSeconds === undefined ? '—' : l.maxSeconds === 0 ? 'may be refused' : durationLabel(l.maxSeconds) }));
+    if (showMax) cells.push(el('td', { text: l.maxSeconds === undefined ? '—' : l.maxSeconds === 0 ? 'not permitted' : `${durationLabel(l.maxSeconds)}${t.reasonDependent ? ' (with a suitable reason)' : ''}` }));
     if (showApproval) {
       const a = approvalText(l);
       cells.push(el('td', {}, a ? el('span', { class: `badge ${a.kind}`, text: a.short }) : '—'));
@@ -800,7 +801,7 @@ function grantPage() {
     }
     if (!now) setTimeout(() => void watch(false), 2000);
   }
-  if (['pending', 'approved', 'opening', 'active', 'closing'].includes(card.dataset.state)) setTimeout(() => void watch(false), 2000);
+  if (['pending', 'approved', 'opening', 'active', 'extending', 'closing'].includes(card.dataset.state)) setTimeout(() => void watch(false), 2000);
 }
 
 function adminPage() {
