@@ -99,6 +99,7 @@ export class Reconciler {
       }
       const grants = await this.host.store.grantsInStates(LIVE_STATES, { targetIds });
       const orphaned = await settleNow(grants);
+      const closing: Grant[] = [];
       const liveIds = new Set(grants.map((g) => g.id as string));
       const liveRefs = new Set(grants.map((g) => g.ruleRef).filter((r): r is string => r !== null));
       const rulesByGrant = new Map<string, string>();
@@ -136,11 +137,19 @@ export class Reconciler {
             // (A grant that changed after the listing may have a rule the listing could not show.)
             if (await this.reopen(g, fw)) result.reopened += 1;
           } else if (g.state === 'closing' && (orphaned(g) || g.updatedAt < now - stale.closingMs)) {
-            await this.host.finishClosing([g], 'system:reconciler');
-            result.settled += 1;
+            closing.push(g);
           }
         } catch (e) {
           this.host.log.warn('reconcile: grant not settled', { grant: g.id, ...errorFields(e) });
+        }
+      }
+      // Closes to finish (a dead replica's claimed page, a failed call) go in one batch: one backend call.
+      if (closing.length) {
+        try {
+          await this.host.finishClosing(closing, 'system:reconciler');
+          result.settled += closing.length;
+        } catch (e) {
+          this.host.log.warn('reconcile: closes not finished', { count: closing.length, ...errorFields(e) });
         }
       }
     }

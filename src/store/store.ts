@@ -87,6 +87,11 @@ export class Store {
     this.coordinator = c;
   }
 
+  /** This replica's owner id when coordinated with others (PostgreSQL serve), else undefined. */
+  get owner(): string | undefined {
+    return this.coordinator?.owner;
+  }
+
   /** Runs `fn` unless another replica runs one of that name now (no coordination: always runs). */
   async exclusive<T>(name: 'reconcile', fn: () => Promise<T>): Promise<T | undefined> {
     return this.coordinator ? this.coordinator.exclusive(name, fn) : fn();
