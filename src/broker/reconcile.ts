@@ -4,7 +4,7 @@
 // All of it audited. It calls an adapter to open only behind the same durable intent as a
 // request does (`opening`, through openRule), so a revoke racing it cannot leave a rule behind.
 import { errorFields, type Logger } from '../log.ts';
-import type { FirewallAdapter } from '../firewall/port.ts';
+import type { FirewallAdapter, ManagedRule } from '../firewall/port.ts';
 import type { Store } from '../store/store.ts';
 import { LIVE_STATES, type CloseReason, type Grant, type GrantId } from '../domain/index.ts';
 
@@ -12,6 +12,11 @@ import { LIVE_STATES, type CloseReason, type Grant, type GrantId } from '../doma
 const MIN_STALE_OPENING_MS = 60_000;
 /** The least wait before a grant sitting in `closing` has its close retried. */
 const MIN_STALE_CLOSING_MS = 5_000;
+/**
+ * Replicas' clocks may differ by this much. A rule of a grant closed this recently is left for the next
+ * sweep (its closer removed it); a rule that truly outlived its grant's close goes one sweep later.
+ */
+const CLOCK_SKEW_MS = 30_000;
 /** An adapter that does not say how long its calls can take. */
 const DEFAULT_MAX_CALL_SECONDS = 60;
 
@@ -106,7 +111,8 @@ export class Reconciler {
       for (const r of rules) for (const gid of r.grantIds) rulesByGrant.set(gid, r.ref);
       const ruleRefs = new Set(rules.map((r) => r.ref));
 
-      const orphans = rules.filter((r) => !liveRefs.has(r.ref) && !r.grantIds.some((gid) => liveIds.has(gid)));
+      const candidates = rules.filter((r) => !liveRefs.has(r.ref) && !r.grantIds.some((gid) => liveIds.has(gid)));
+      const orphans = await this.notClosedSince(candidates, listedAt);
       if (orphans.length) {
         try {
           await fw.close(orphans.map((r) => r.ref));
@@ -154,6 +160,24 @@ export class Reconciler {
       }
     }
     return result;
+  }
+
+  /**
+   * Drops from `rules` those of a grant closed since the listing: its closer (this replica's reaper,
+   * or another replica's) removed the rule after the listing saw it, so it is no orphan, and closing
+   * it again would be a second close of the same rule.
+   */
+  private async notClosedSince(rules: ManagedRule[], listedAt: number): Promise<ManagedRule[]> {
+    const out: ManagedRule[] = [];
+    for (const r of rules) {
+      let closedSince = false;
+      for (const gid of r.grantIds) {
+        const g = await this.host.store.getGrant(gid as GrantId);
+        if (g?.closedAt != null && g.closedAt >= listedAt - CLOCK_SKEW_MS) closedSince = true;
+      }
+      if (!closedSince) out.push(r);
+    }
+    return out;
   }
 
   /** A grant left in `opening` by a crash or a failed call: adopt its rule, or fail it. */
