@@ -12,6 +12,11 @@ import { Store } from '../../src/store/store.ts';
 import { staleThresholds } from '../../src/broker/reconcile.ts';
 import { createMemoryAdapter } from '../../src/firewall/memory.ts';
 import { AwsSecurityGroupAdapter } from '../../src/firewall/aws-sg.ts';
+import { Broker } from '../../src/broker/broker.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { loadPolicyEngine } from '../../src/policy/cedar.ts';
+import { join } from 'node:path';
+import { ROOT } from '../helpers/broker.ts';
 import { requireOrSkip } from '../helpers/env.ts';
 import { postgresUnavailable, startPostgres, type Postgres } from '../helpers/postgres.ts';
 
@@ -100,4 +105,33 @@ test("stale thresholds come from the slowest adapter's worst call (AWS with retr
   const aws = new AwsSecurityGroupAdapter({ kind: 'aws-security-group', region: 'eu-west-1', securityGroupId: 'sg-0abc' } as never);
   assert.equal(aws.maxCallSeconds, 133);
   assert.deepEqual(staleThresholds([memory, aws]), { openingMs: 163_000, closingMs: 138_000 });
+});
+
+test("reconcile at start leaves another live replica's in-flight open alone, and fails it once that replica is gone", async (t) => {
+  if (!requireOrSkip(t, !unavailable, unavailable ?? '')) return;
+  const [other, starting] = [await replica(), await replica()];
+  t.after(async () => {
+    await starting.coord.close().then(() => starting.db.close());
+    await other.db.close();
+  });
+  const targets = parseConfig({ oidc: { issuer: 'https://idp.example.test', clients: { cli: { id: 'cli' } } }, targets: [{ id: 'lab-pc', tags: { env: 'dev', customer: 'internal' }, firewall: { kind: 'memory' } }] }).targets;
+  const broker = new Broker({
+    store: starting.store,
+    policy: () => loadPolicyEngine({ dir: join(ROOT, 'policies') }),
+    firewalls: new Map([['lab-pc', createMemoryAdapter()]]),
+    targets,
+    log,
+    limits: { minDurationSeconds: 60, maxDurationSeconds: 8 * 3600, pendingTimeoutSeconds: 3600, maxActivePerUser: 100, maxSource: { ipv4: 32, ipv6: 128 }, mfaMaxAgeSeconds: 12 * 3600, timeZone: 'UTC' },
+  });
+  // The other replica has made its opening intent durable and is calling its backend right now.
+  const g = grant({ state: 'opening' });
+  await other.store.write((w) => w.insertGrant(g));
+  const first = await broker.reconcile({ atStart: true });
+  assert.equal(first.skipped, undefined);
+  assert.equal((await starting.store.getGrant(g.id))!.state, 'opening', 'a live replica\'s intent is not settled at start');
+  await other.coord.close();
+  await broker.reconcile();
+  const after = (await starting.store.getGrant(g.id))!;
+  assert.equal(after.state, 'failed', 'the intent of a replica that is gone is settled at once');
+  assert.equal(after.failure, 'INTERRUPTED');
 });
