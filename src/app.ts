@@ -30,6 +30,7 @@ import { createLogger, errorFields, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { loadPolicyEngine, type CedarPolicyEngine } from './policy/cedar.ts';
 import { Reaper } from './reaper/reaper.ts';
+import { openCoordination } from './store/coordination.ts';
 import { openDb } from './store/db.ts';
 import { Store } from './store/store.ts';
 import type { SlackWiring } from './slack/wire.ts';
@@ -70,6 +71,15 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
   const db = await openDb(config.store.url);
   const store = new Store(db, opts.clock);
   const closers: (() => Promise<void>)[] = [() => db.close()];
+  // Several replicas on PostgreSQL: liveness, one reconciler at a time, and each other's grants' expiries.
+  const coordination = db.dialect === 'postgres' ? await openCoordination(config.store.url, log).catch(async (e) => {
+    await db.close();
+    throw e;
+  }) : undefined;
+  if (coordination) {
+    store.coordinate(coordination);
+    closers.push(() => coordination.close());
+  }
   try {
     // Counted once the metrics exist; a sink failure before that is only logged.
     let sinkFailed = (e: unknown) => log.error('audit: a listener failed; the store has the events and the sink catches up', errorFields(e));
@@ -139,6 +149,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       onLag: (ms) => metrics.expiryLagSeconds.observe(ms / 1000),
       gate: () => gate.sweep(),
     });
+    coordination?.onGrantActive((id, expiresAt) => reaper.wake(id, expiresAt));
 
     // The verifier needs the issuer, which for the embedded IdP is known only once we listen.
     let verifier: TokenVerifier | undefined = opts.verifier;

@@ -4,20 +4,41 @@
 // All of it audited. It calls an adapter to open only behind the same durable intent as a
 // request does (`opening`, through openRule), so a revoke racing it cannot leave a rule behind.
 import { errorFields, type Logger } from '../log.ts';
-import type { FirewallAdapter } from '../firewall/port.ts';
+import type { FirewallAdapter, ManagedRule } from '../firewall/port.ts';
 import type { Store } from '../store/store.ts';
 import { LIVE_STATES, type CloseReason, type Grant, type GrantId } from '../domain/index.ts';
 
-/** How long a grant may sit in `approved`, `opening` or `extending` before the reconciler decides its fate. */
-const STALE_OPENING_MS = 60_000;
-/** How long a grant may sit in `closing` before the sweep retries its close. */
-const STALE_CLOSING_MS = 5_000;
+/** The least wait before a grant sitting in `approved`, `opening` or `extending` is settled as stale. */
+const MIN_STALE_OPENING_MS = 60_000;
+/** The least wait before a grant sitting in `closing` has its close retried. */
+const MIN_STALE_CLOSING_MS = 5_000;
+/**
+ * Replicas' clocks may differ by this much. A rule of a grant closed this recently is left for the next
+ * sweep (its closer removed it); a rule that truly outlived its grant's close goes one sweep later.
+ */
+const CLOCK_SKEW_MS = 30_000;
+/** An adapter that does not say how long its calls can take. */
+const DEFAULT_MAX_CALL_SECONDS = 60;
+
+/**
+ * Stale thresholds from the slowest backend's worst call: an intent of a live replica (or of this
+ * one) is never settled while its adapter call may still be running. An open is one call and its
+ * record; a close one call; the margin covers the store writes around them.
+ */
+export function staleThresholds(firewalls: Iterable<FirewallAdapter>): { openingMs: number; closingMs: number } {
+  let worst = 0;
+  for (const fw of firewalls) worst = Math.max(worst, fw.maxCallSeconds ?? DEFAULT_MAX_CALL_SECONDS);
+  const callMs = worst * 1000;
+  return { openingMs: Math.max(MIN_STALE_OPENING_MS, callMs + 30_000), closingMs: Math.max(MIN_STALE_CLOSING_MS, callMs + 5_000) };
+}
 
 export interface ReconcileResult {
   orphansRemoved: number;
   reopened: number;
   settled: number;
   failedBackends: number;
+  /** True when another replica was reconciling, so this one did nothing. */
+  skipped?: boolean;
 }
 
 /** What the reconciler needs of the broker: its store and backends, and its open and close sequences. */
@@ -43,13 +64,29 @@ export class Reconciler {
   constructor(private readonly host: ReconcileHost) {}
 
   /**
-   * Makes each backend agree with the store. `atStart`: every `opening` grant is settled now,
-   * since no request of this process can be in flight.
+   * Makes each backend agree with the store. `atStart`: on SQLite every `opening` grant is settled
+   * now, since no request of this process can be in flight; on PostgreSQL only those of replicas
+   * that are gone (the others wait out thresholds derived from the adapters' own timeouts).
    */
   async run(opts: { atStart?: boolean } = {}): Promise<ReconcileResult> {
+    // One reconciler at a time across replicas: two would each see the other's fresh rules and intents.
+    const done = await this.host.store.exclusive('reconcile', () => this.runAlone(opts));
+    return done ?? { orphansRemoved: 0, reopened: 0, settled: 0, failedBackends: 0, skipped: true };
+  }
+
+  private async runAlone(opts: { atStart?: boolean }): Promise<ReconcileResult> {
     const result = { orphansRemoved: 0, reopened: 0, settled: 0, failedBackends: 0 };
     const now = this.host.now();
-    result.settled += await this.recoverApproved(now, opts.atStart === true);
+    const stale = staleThresholds(new Set(this.host.firewalls.values()));
+    // On SQLite one process serves the store, so at start nothing of anyone's can be in flight. On
+    // PostgreSQL other replicas may be mid-call: only intents of replicas that are gone settle now.
+    const pg = this.host.store.dialect === 'postgres';
+    const settleNow = async (grants: Grant[]): Promise<(g: Grant) => boolean> => {
+      if (!pg) return () => opts.atStart === true;
+      const dead = await this.host.store.ownedByDeadReplicas(grants.filter((g) => g.state !== 'active').map((g) => g.id));
+      return (g) => dead.has(g.id);
+    };
+    result.settled += await this.recoverApproved(now, settleNow, stale.openingMs);
     const backends = new Map<FirewallAdapter, string[]>();
     for (const [targetId, fw] of this.host.firewalls) backends.set(fw, [...(backends.get(fw) ?? []), targetId]);
 
@@ -66,13 +103,16 @@ export class Reconciler {
         continue;
       }
       const grants = await this.host.store.grantsInStates(LIVE_STATES, { targetIds });
+      const orphaned = await settleNow(grants);
+      const closing: Grant[] = [];
       const liveIds = new Set(grants.map((g) => g.id as string));
       const liveRefs = new Set(grants.map((g) => g.ruleRef).filter((r): r is string => r !== null));
       const rulesByGrant = new Map<string, string>();
       for (const r of rules) for (const gid of r.grantIds) rulesByGrant.set(gid, r.ref);
       const ruleRefs = new Set(rules.map((r) => r.ref));
 
-      const orphans = rules.filter((r) => !liveRefs.has(r.ref) && !r.grantIds.some((gid) => liveIds.has(gid)));
+      const candidates = rules.filter((r) => !liveRefs.has(r.ref) && !r.grantIds.some((gid) => liveIds.has(gid)));
+      const orphans = await this.notClosedSince(candidates, listedAt);
       if (orphans.length) {
         try {
           await fw.close(orphans.map((r) => r.ref));
@@ -91,27 +131,53 @@ export class Reconciler {
         const ref = rulesByGrant.get(g.id) ?? (g.ruleRef !== null && ruleRefs.has(g.ruleRef) ? g.ruleRef : undefined);
         // A call of this process in flight will settle the grant itself.
         if (this.host.busy(g.id)) continue;
-        const stale = opts.atStart || g.updatedAt < now - STALE_OPENING_MS;
+        const staleOpen = orphaned(g) || g.updatedAt < now - stale.openingMs;
         try {
-          if (g.state === 'opening' && stale) {
+          if (g.state === 'opening' && staleOpen) {
             await this.settleOpening(g, ref, fw);
             result.settled += 1;
-          } else if (g.state === 'extending' && stale) {
+          } else if (g.state === 'extending' && staleOpen) {
             await this.settleExtending(g);
             result.settled += 1;
           } else if (g.state === 'active' && ref === undefined && g.updatedAt <= listedAt) {
             // (A grant that changed after the listing may have a rule the listing could not show.)
             if (await this.reopen(g, fw)) result.reopened += 1;
-          } else if (g.state === 'closing' && (opts.atStart || g.updatedAt < now - STALE_CLOSING_MS)) {
-            await this.host.finishClosing([g], 'system:reconciler');
-            result.settled += 1;
+          } else if (g.state === 'closing' && (orphaned(g) || g.updatedAt < now - stale.closingMs)) {
+            closing.push(g);
           }
         } catch (e) {
           this.host.log.warn('reconcile: grant not settled', { grant: g.id, ...errorFields(e) });
         }
       }
+      // Closes to finish (a dead replica's claimed page, a failed call) go in one batch: one backend call.
+      if (closing.length) {
+        try {
+          await this.host.finishClosing(closing, 'system:reconciler');
+          result.settled += closing.length;
+        } catch (e) {
+          this.host.log.warn('reconcile: closes not finished', { count: closing.length, ...errorFields(e) });
+        }
+      }
     }
     return result;
+  }
+
+  /**
+   * Drops from `rules` those of a grant closed since the listing: its closer (this replica's reaper,
+   * or another replica's) removed the rule after the listing saw it, so it is no orphan, and closing
+   * it again would be a second close of the same rule.
+   */
+  private async notClosedSince(rules: ManagedRule[], listedAt: number): Promise<ManagedRule[]> {
+    const out: ManagedRule[] = [];
+    for (const r of rules) {
+      let closedSince = false;
+      for (const gid of r.grantIds) {
+        const g = await this.host.store.getGrant(gid as GrantId);
+        if (g?.closedAt != null && g.closedAt >= listedAt - CLOCK_SKEW_MS) closedSince = true;
+      }
+      if (!closedSince) out.push(r);
+    }
+    return out;
   }
 
   /** A grant left in `opening` by a crash or a failed call: adopt its rule, or fail it. */
@@ -178,8 +244,10 @@ export class Reconciler {
    * Grants a crash left `approved` (between the last approval and the opening intent): activate
    * them, re-checking the requester, or fail them if that cannot be done.
    */
-  private async recoverApproved(now: number, atStart: boolean): Promise<number> {
-    const approved = await this.host.store.grantsInStates(['approved'], atStart ? {} : { updatedBefore: now - STALE_OPENING_MS });
+  private async recoverApproved(now: number, settleNow: (grants: Grant[]) => Promise<(g: Grant) => boolean>, staleMs: number): Promise<number> {
+    const all = await this.host.store.grantsInStates(['approved']);
+    const orphaned = await settleNow(all);
+    const approved = all.filter((g) => orphaned(g) || g.updatedAt < now - staleMs);
     let n = 0;
     for (const g of approved) {
       if (this.host.busy(g.id)) continue;

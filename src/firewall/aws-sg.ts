@@ -74,6 +74,7 @@ export class AwsSecurityGroupAdapter implements FirewallAdapter, ExposureScanner
   private readonly client: EC2Client;
   private readonly ownsClient: boolean;
   private readonly retry: RetryOptions;
+  readonly maxCallSeconds: number;
   private readonly pageSize: number;
   private readonly batchSize: number;
   private readonly protocols: Protocol[];
@@ -99,6 +100,9 @@ export class AwsSecurityGroupAdapter implements FirewallAdapter, ExposureScanner
         maxAttempts: 1,
         requestHandler: { connectionTimeout: opts.connectionTimeoutMs ?? 3_000, requestTimeout: opts.requestTimeoutMs ?? 15_000 },
       });
+    // Every attempt may time out, with the longest back-off between attempts (defaults: 6 × 18 s + 5 × 5 s = 133 s).
+    const perAttemptMs = (opts.connectionTimeoutMs ?? 3_000) + (opts.requestTimeoutMs ?? 15_000);
+    this.maxCallSeconds = (this.retry.maxAttempts * perAttemptMs + (this.retry.maxAttempts - 1) * this.retry.maxDelayMs) / 1000;
   }
 
   /**

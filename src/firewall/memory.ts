@@ -53,6 +53,8 @@ type Op = 'open' | 'close' | 'list';
 
 export class TableFirewall implements FirewallAdapter {
   readonly calls = { open: 0, close: 0, list: 0, closedRefs: 0 };
+  /** A local table (or SQLite file) answers at once; injected latency in tests stays well under this. */
+  readonly maxCallSeconds = 5;
   shutdown?: () => Promise<void>;
   private faults: Partial<Record<Op, Fault[]>> = {};
   private latency: Partial<Record<Op, Latency>> = {};

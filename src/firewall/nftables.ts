@@ -46,6 +46,7 @@ type Json = Record<string, unknown>;
 
 export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
   readonly kind = 'nftables';
+  readonly maxCallSeconds: number;
   readonly simulated = false;
   readonly scope: string;
   /** Counts nft invocations, so tests can prove "one transaction" and the bench can count listings. */
@@ -83,6 +84,8 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     this.baseline = describeBaseline(this.layout, built);
     this.scope = `nftables:${cfg.netns ?? '-'}/inet/${table}`;
     this.nft = opts.runner ?? createNftRunner({ netns: cfg.netns, nftPath: opts.nftPath, ipPath: opts.ipPath, timeoutMs: opts.timeoutMs });
+    // A call is a few nft runs (read, then one transaction), each bounded by the runner's timeout.
+    this.maxCallSeconds = (3 * (opts.timeoutMs ?? 10_000)) / 1000;
     this.now = opts.now ?? Date.now;
   }
 

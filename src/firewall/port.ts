@@ -47,6 +47,12 @@ export interface FirewallAdapter {
   /** True when no real packet filter is touched; shown in the banner and /readyz. */
   readonly simulated: boolean;
   /**
+   * The longest one call (open, close, list) can take, its own retries and timeouts included. The
+   * reconciler waits this long (plus a margin) before it settles another replica's intent as stale.
+   * Optional: 60 s when absent.
+   */
+  readonly maxCallSeconds?: number;
+  /**
    * Inserts the rule and returns its ref. Idempotent for the same grant id: a retry after a
    * crash returns the existing rule's ref rather than adding a second one.
    */

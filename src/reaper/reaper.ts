@@ -1,5 +1,6 @@
 // Closes grants at expiry: a precise in-process timer per grant, batched per tick, plus a
-// node-cron safety sweep that also reconciles and times out pending requests.
+// node-cron safety sweep that also reconciles and times out pending requests. With several
+// replicas every replica arms a timer for every grant (NOTIFY), and the store's claim decides who closes.
 import cron from 'node-cron';
 import type { Broker } from '../broker/broker.ts';
 import type { Grant, GrantId } from '../domain/index.ts';
@@ -49,20 +50,29 @@ export class Reaper {
   }
 
   schedule(grant: Grant): void {
-    if (this.stopped || grant.expiresAt === null) return;
-    this.cancel(grant.id);
-    const wait = grant.expiresAt - this.clock();
+    if (grant.expiresAt !== null) this.wake(grant.id, grant.expiresAt);
+  }
+
+  /**
+   * Arms (or re-arms) the timer of a grant expiring at `expiresAt`: this replica's grants, and
+   * those another replica activated or extended (told through the store's NOTIFY). Whichever
+   * replica's timer fires first claims the grant; the others find nothing due.
+   */
+  wake(id: GrantId, expiresAt: number): void {
+    if (this.stopped) return;
+    this.cancel(id);
+    const wait = expiresAt - this.clock();
     if (wait <= 0) {
       this.enqueue();
       return;
     }
     const t = setTimeout(() => {
-      this.timers.delete(grant.id);
-      if (wait > MAX_TIMER_MS) this.schedule(grant);
+      this.timers.delete(id);
+      if (wait > MAX_TIMER_MS) this.wake(id, expiresAt);
       else this.enqueue();
     }, Math.min(wait, MAX_TIMER_MS));
     t.unref();
-    this.timers.set(grant.id, t);
+    this.timers.set(id, t);
   }
 
   cancel(id: GrantId): void {

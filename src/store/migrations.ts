@@ -172,4 +172,11 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Several replicas: which one made a grant's last transition, so another can tell a dead replica's
+  // interrupted intent (settle it now) from a live one's call in flight (leave it). Expand-only.
+  '0006_grants_claimed_by': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('grants').addColumn('claimed_by', 'text').execute();
+    },
+  },
 };

@@ -21,6 +21,8 @@ export interface GrantsTable {
   failure: string | null;
   required_approvals: number;
   caller_ip?: string | null;
+  /** The replica (Coordination owner id) that made the last transition; null when no coordination ran. */
+  claimed_by?: string | null;
 }
 
 export interface AuditEventsTable {

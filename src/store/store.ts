@@ -9,6 +9,13 @@ import type { AuditEventsTable, Database, GrantsTable } from './schema.ts';
 
 type Exec = Kysely<Database> | Transaction<Database>;
 
+/** The NOTIFY channel of grant activations and extensions: payload `<grant id> <expiresAt ms>`. */
+export const GRANT_CHANNEL = 'portcullis_grants';
+/** First key of the replicas' session advisory locks `(class, owner)`; a held one means that replica is alive. */
+export const OWNER_LOCK_CLASS = 0x50437201;
+/** Advisory lock `(class, 1)` held by the replica that is reconciling. */
+export const LEADER_LOCK_CLASS = 0x50437202;
+
 export type GrantPatch = Partial<
   Pick<Grant, 'closeReason' | 'policyIds' | 'ruleRef' | 'activatedAt' | 'expiresAt' | 'closedAt' | 'failure' | 'durationSeconds'>
 >;
@@ -28,6 +35,20 @@ export interface Writer {
   /** Records one approver's decision; false when that approver already decided this grant. */
   addApproval(a: Approval): Promise<boolean>;
   approvals(id: GrantId): Promise<Approval[]>;
+  /**
+   * PostgreSQL: moves up to `limit` active grants due at `now` to `closing` (reason expired) in one
+   * statement, skipping rows another transaction holds (`FOR UPDATE SKIP LOCKED`), and returns them
+   * as claimed. Whichever replica runs it first owns those closes.
+   */
+  claimDue(now: number, limit: number): Promise<Grant[]>;
+}
+
+/** What the store needs of the replicas' coordination (src/store/coordination.ts). */
+export interface Coordinator {
+  /** This replica's owner id, written into each grant it moves. */
+  readonly owner: string;
+  /** Runs `fn` unless another replica is running one of that name; undefined when skipped. */
+  exclusive<T>(name: 'reconcile', fn: () => Promise<T>): Promise<T | undefined>;
 }
 
 export type AuditListener = (events: AuditEvent[]) => void;
@@ -53,11 +74,44 @@ export class Store {
   private readonly queue: QueuedWrite[] = [];
   private draining = false;
   private readonly clock: () => number;
+  private coordinator: Coordinator | undefined;
 
   constructor(db: Db, clock: () => number = Date.now) {
     this.db = db.kysely;
     this.dialect = db.dialect;
     this.clock = clock;
+  }
+
+  /** Several replicas: stamp each transition with this replica's owner id, and run reconciles one at a time. */
+  coordinate(c: Coordinator): void {
+    this.coordinator = c;
+  }
+
+  /** This replica's owner id when coordinated with others (PostgreSQL serve), else undefined. */
+  get owner(): string | undefined {
+    return this.coordinator?.owner;
+  }
+
+  /** Runs `fn` unless another replica runs one of that name now (no coordination: always runs). */
+  async exclusive<T>(name: 'reconcile', fn: () => Promise<T>): Promise<T | undefined> {
+    return this.coordinator ? this.coordinator.exclusive(name, fn) : fn();
+  }
+
+  /**
+   * Of `ids`, those whose last transition was made by a replica that is gone (its session lock on
+   * PostgreSQL released): its intents there can be settled now. Unknown owners (none recorded, or
+   * SQLite) are never reported: the caller falls back to waiting out the stale threshold.
+   */
+  async ownedByDeadReplicas(ids: readonly GrantId[]): Promise<Set<GrantId>> {
+    if (this.dialect !== 'postgres' || ids.length === 0) return new Set();
+    const live = await sql<{ objid: number }>`select objid::text::bigint as objid from pg_locks where locktype = 'advisory' and classid = ${OWNER_LOCK_CLASS} and objsubid = 2 and granted and database = (select oid from pg_database where datname = current_database())`.execute(this.db);
+    const alive = new Set(live.rows.map((r) => String(r.objid)));
+    const dead = new Set<GrantId>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await this.db.selectFrom('grants').select(['id', 'claimed_by']).where('id', 'in', ids.slice(i, i + 500) as string[]).where('claimed_by', 'is not', null).execute();
+      for (const r of rows) if (r.claimed_by && !alive.has(r.claimed_by)) dead.add(r.id as GrantId);
+    }
+    return dead;
   }
 
   /** Called with each committed batch of audit events, in order (JSONL sink, metrics, notifications). */
@@ -163,6 +217,7 @@ export class Store {
   }
 
   private writer(tx: Transaction<Database>, appended: AuditEvent[]): Writer & { flush(): Promise<void>; lockHead(): Promise<void> } {
+    const owner = (): { claimed_by?: string } => (this.coordinator ? { claimed_by: this.coordinator.owner } : {});
     let head: { seq: number; hash: string; first: number } | undefined;
     /** Reads the chain head once per transaction (on PostgreSQL: and locks it until commit). */
     const lockHead = async () => {
@@ -184,19 +239,31 @@ export class Store {
         if (Number(upd.numUpdatedRows) !== 1) throw new PortcullisError('CONFLICT', 'audit chain head moved; retry');
       },
       insertGrant: async (g) => {
-        await tx.insertInto('grants').values(toRow(g)).execute();
+        await tx.insertInto('grants').values({ ...toRow(g), ...owner() }).execute();
       },
       transition: async (id, from, to, patch = {}, expect = {}) => {
         const froms = typeof from === 'string' ? [from] : [...from];
         let q = tx
           .updateTable('grants')
-          .set({ state: to, updated_at: this.clock(), ...patchRow(patch) })
+          .set({ state: to, updated_at: this.clock(), ...patchRow(patch), ...owner() })
           .where('id', '=', id)
           .where('state', 'in', froms);
         if (expect.expiresAt !== undefined) q = expect.expiresAt === null ? q.where('expires_at', 'is', null) : q.where('expires_at', '=', expect.expiresAt);
         if (expect.ruleRef !== undefined) q = expect.ruleRef === null ? q.where('rule_ref', 'is', null) : q.where('rule_ref', '=', expect.ruleRef);
         const res = await q.executeTakeFirst();
-        return Number(res.numUpdatedRows) === 1;
+        const moved = Number(res.numUpdatedRows) === 1;
+        // Other replicas arm their expiry timers from this (delivered at commit, not before).
+        if (moved && to === 'active' && this.dialect === 'postgres') {
+          await sql`select pg_notify(${GRANT_CHANNEL}, ${id} || ' ' || coalesce((select expires_at from grants where id = ${id})::text, ''))`.execute(tx);
+        }
+        return moved;
+      },
+      claimDue: async (now, limit) => {
+        if (this.dialect !== 'postgres') throw new Error('claimDue is for PostgreSQL; SQLite has one writer and uses dueForExpiry');
+        const res = await sql<GrantsTable>`update grants set state = 'closing', close_reason = 'expired', updated_at = ${this.clock()}, claimed_by = ${this.coordinator?.owner ?? null}
+          where id in (select id from grants where state = 'active' and expires_at <= ${now} order by expires_at limit ${limit} for update skip locked)
+          returning *`.execute(tx);
+        return res.rows.map(fromRow).sort((a, b) => (a.expiresAt ?? 0) - (b.expiresAt ?? 0));
       },
       getGrant: (id) => this.getGrant(id, tx),
       lockGrant: async (id) => {
