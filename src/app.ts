@@ -8,6 +8,7 @@ import type express from 'express';
 import { JsonlSink } from './audit/jsonl.ts';
 import { Broker } from './broker/broker.ts';
 import { GateKeeper } from './broker/gate.ts';
+import { AttemptWatcher } from './broker/attempts.ts';
 import { parseDuration } from './config/duration.ts';
 import type { Config, FirewallConfig, TargetConfig } from './config/schema.ts';
 import { PortcullisError } from './errors.ts';
@@ -54,6 +55,8 @@ export interface Portcullis {
   firewalls: Map<string, FirewallAdapter>;
   /** Verifies and restores the backends' baselines (the reaper runs it every sweep). */
   gate: GateKeeper;
+  /** Reads the gate's attempt counters each sweep; `flush()` audits the current window now. */
+  attempts: AttemptWatcher;
   metrics: Metrics;
   http: express.Express;
   /** Removes expired sign-ins and sessions and writes the summary of suppressed refusals; runs every minute. */
@@ -90,6 +93,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
     const firewalls = await buildFirewalls(config.targets, {
       simulatedPath: defaultSimulatedPath(config.store.url),
       factories: opts.firewallFactories,
+      attempts: { size: config.watch.attempts.setSize, timeoutSeconds: parseDuration(config.watch.attempts.timeout)! },
     });
     for (const fw of new Set(firewalls.values())) if (fw.shutdown) closers.push(() => fw.shutdown!());
 
@@ -124,11 +128,30 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         auditReaderGroups: config.audit.readerGroups,
       },
     });
+    const attempts = new AttemptWatcher({
+      store,
+      firewalls,
+      log,
+      now: opts.clock,
+      settings: { windowMs: seconds(config.watch.attempts.window) * 1000, top: config.watch.attempts.top, alertPerMinute: config.watch.attempts.alertPerMinute, alertOpenWindow: config.watch.attempts.alertOpenWindow },
+      hooks: {
+        onAttempts: (target, port, protocol, n) => metrics.gateBlockedAttempts.inc({ target, port: String(port), protocol }, n),
+        onOverflow: (backend, n) => metrics.gateAttemptsOverflow.inc({ backend }, n),
+        onSnapshot: (sources, top) => {
+          metrics.gateAttemptSources.reset();
+          for (const [target, n] of sources) metrics.gateAttemptSources.set({ target }, n);
+          metrics.gateAttemptsBySource.reset();
+          for (const s of top) metrics.gateAttemptsBySource.set({ source: s.source, target: s.target ?? '-', port: String(s.port), protocol: s.protocol }, s.count);
+        },
+      },
+    });
+    closers.push(() => attempts.flush());
     const gate = new GateKeeper({
       store,
       firewalls,
       log,
       now: opts.clock,
+      attempts,
       onRestored: (backend) => metrics.gateRestored.inc({ backend }),
       onChecked: (backend, ok) => metrics.gateUp.set({ backend }, ok ? 1 : 0),
     });
@@ -230,6 +253,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       policy,
       firewalls,
       gate,
+      attempts,
       metrics,
       http,
       async housekeep() {

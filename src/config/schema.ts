@@ -157,6 +157,27 @@ export const configSchema = z
         sweep: z.string().default('*/15 * * * * *'),
       })
       .prefault({}),
+    /** Watching the gate: per-source counting of blocked attempts (nftables), summaries and alerts. */
+    watch: z
+      .strictObject({
+        attempts: z
+          .strictObject({
+            /** Most sources (source, destination, protocol, port) each attempt set holds; more are dropped too, only counted together. */
+            setSize: z.number().int().min(16).max(1_000_000).default(4096),
+            /** A source is forgotten this long after its last attempt. */
+            timeout: duration('watch.attempts.timeout').default('1h'),
+            /** One `gate.attempts` summary is audited per window that saw attempts. */
+            window: duration('watch.attempts.window').default('5m'),
+            /** Sources named in each summary and in /metrics. */
+            top: z.number().int().min(1).max(100).default(20),
+            /** A source above this many attempts per minute (over one sweep) raises a `gate.alert`; 0 turns it off. */
+            alertPerMinute: z.number().int().min(0).default(60),
+            /** Attempts from other sources on a port while a grant holds it open raise a `gate.alert`. */
+            alertOpenWindow: z.boolean().default(true),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
     audit: z
       .strictObject({
         jsonl: z.string().min(1).optional(),

@@ -10,6 +10,7 @@ import { assertGrantId, assertNetns, assertPort, assertTable, canonicalIp, cidrT
 import { compareBaseline, describeBaseline, grantSet, installScript, type Baseline, type NftTarget, type TableLayout } from './nft-baseline.ts';
 import { elementKey, elementRef, listingItems, parseRef, tableElements, type NftElement } from './nft-table.ts';
 import { scanRuleset } from './nft-exposure.ts';
+import { parseAttempts, type AttemptCounter, type AttemptReading } from './nft-attempts.ts';
 
 export type NftablesConfig = FirewallConfig & { kind: 'nftables' };
 
@@ -32,6 +33,8 @@ export interface NftablesOptions {
   slots?: number;
   /** Default timeout of the grant sets, a backstop for elements written without one. Default 8 h. */
   backstopSeconds?: number;
+  /** Bound and timeout of the per-source attempt sets (`watch.attempts.setSize`, `.timeout`). Default 4096 elements, 1 h. */
+  attempts?: { size?: number; timeoutSeconds?: number };
   /** Runs nft; tests inject one to count calls or fail on purpose. */
   runner?: NftRunner;
   nftPath?: string;
@@ -44,7 +47,7 @@ const RETRIES = 3;
 const ANY = { 4: '0.0.0.0/0', 6: '::/0' } as const;
 type Json = Record<string, unknown>;
 
-export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
+export class NftablesAdapter implements FirewallAdapter, ExposureScanner, AttemptCounter {
   readonly kind = 'nftables';
   readonly simulated = false;
   readonly scope: string;
@@ -79,7 +82,10 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     this.targetIds = opts.targets ? built.map((t) => t.id) : [];
     const slots = opts.slots ?? 4;
     if (!Number.isInteger(slots) || slots < 1 || slots > 16) throw new PortcullisError('CONFIG_INVALID', 'nftables: slots must be 1-16', { field: 'slots' });
-    this.layout = { table, slots, backstopSeconds: opts.backstopSeconds ?? 8 * 3600 };
+    const attempts = { size: opts.attempts?.size ?? 4096, timeoutSeconds: opts.attempts?.timeoutSeconds ?? 3600 };
+    if (!Number.isInteger(attempts.size) || attempts.size < 1 || attempts.size > 1_000_000) throw new PortcullisError('CONFIG_INVALID', 'nftables: the attempt set size must be 1-1000000', { field: 'watch.attempts.setSize' });
+    if (!Number.isInteger(attempts.timeoutSeconds) || attempts.timeoutSeconds < 1) throw new PortcullisError('CONFIG_INVALID', 'nftables: the attempt set timeout must be at least 1 s', { field: 'watch.attempts.timeout' });
+    this.layout = { table, slots, backstopSeconds: opts.backstopSeconds ?? 8 * 3600, attempts };
     this.baseline = describeBaseline(this.layout, built);
     this.scope = `nftables:${cfg.netns ?? '-'}/inet/${table}`;
     this.nft = opts.runner ?? createNftRunner({ netns: cfg.netns, nftPath: opts.nftPath, ipPath: opts.ipPath, timeoutMs: opts.timeoutMs });
@@ -243,6 +249,19 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     } catch (e) {
       return { ok: false, detail: `${this.scope}: gate NOT in place${who}: ${e instanceof Error ? e.message : String(e)}` };
     }
+  }
+
+  /** The drop path's per-source counters, each mapped to the target whose destination and port it names. Read only. */
+  async readAttempts(): Promise<AttemptReading> {
+    const items = await this.readTable();
+    const { counts, overflow } = parseAttempts(items ?? [], (dst, port) => this.targetAt(dst, port));
+    return { scope: this.scope, counts, overflow, size: this.layout.attempts.size };
+  }
+
+  private targetAt(destination: string, port: number): string | undefined {
+    const all = this.fallback ? [this.fallback] : [...this.targets.values()];
+    const t = all.find((x) => x.ports.includes(port) && (x.destinations.length === 0 || x.destinations.some((d) => d.address === destination)));
+    return t?.id;
   }
 
   async scanExposure(ports: number[]): Promise<Exposure[]> {

@@ -22,7 +22,7 @@ describe('the nft gate is verified and restored every sweep', { concurrency: fal
   let token: string;
   before(async () => {
     if (unavailable) return;
-    idp = await startTestIdp({ mfa: 'amr-otp', users: { alice: { email: 'alice@example.test', groups: ['engineers'] } } });
+    idp = await startTestIdp({ mfa: 'amr-otp', users: { alice: { email: 'alice@example.test', groups: ['engineers', 'network-admins'] } } });
     token = await idp.getIdToken('alice');
   });
   after(async () => idp?.close());

@@ -100,6 +100,8 @@ export interface Lab {
   connect(host: string, port?: number, timeoutMs?: number, proto?: 'tcp' | 'udp'): Promise<boolean>;
   /** The same, from another source address of the client namespace (`LAB_ADDR.stranger4`: a source no grant names). */
   probe(host: string, opts: { port?: number; timeoutMs?: number; proto?: 'tcp' | 'udp'; from?: string }): Promise<boolean>;
+  /** Adds source addresses to the client namespace in one `ip -batch` (any prefix; the gateway routes them back over the veth). */
+  addClientAddresses(addrs: string[]): void;
   destroy(): Promise<void>;
 }
 
@@ -162,6 +164,12 @@ export async function createLab(ports: number[] = [3389], opts: { id?: string } 
       gw,
       client,
       destroy,
+      addClientAddresses(addrs) {
+        run(['ip', '-n', client, '-batch', '-'], addrs.map((a) => `addr add ${a}/32 dev v1`).join('\n') + '\n');
+        // Routes back for addresses outside the lab's /24, so the gateway's reverse-path check never drops them first.
+        const outside = [...new Set(addrs.filter((a) => !a.startsWith('10.77.0.')).map((a) => a.split('.').slice(0, 2).join('.')))];
+        for (const p of outside) spawnSync('ip', ['-n', gw, 'route', 'add', `${p}.0.0/16`, 'dev', 'v0']);
+      },
       connect(host, port = 3389, timeoutMs = 700, proto = 'tcp') {
         return lab.probe(host, { port, timeoutMs, proto });
       },
