@@ -63,6 +63,12 @@ const target = z.strictObject({
   /** Protocols a grant admits on its port. Default [tcp, udp] when the ports include 3389 (RDP uses both), else [tcp]. */
   protocols: z.array(z.enum(['tcp', 'udp'])).min(1).optional(),
   tags: z.record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]{0,62}$/), z.string().max(200)).default({}),
+  /**
+   * What happens to connections established during a grant when it ends: `cut` (default) drops their
+   * packets from then on; `keep` lets them finish while new ones are refused (nftables: conntrack).
+   * Unset means `cut`. AWS security groups are stateful and always keep tracked connections (see the README).
+   */
+  onExpiry: z.enum(['cut', 'keep']).optional(),
   firewall: firewallSchema,
 });
 

@@ -20,6 +20,8 @@ export interface NftTarget {
   destinations: { family: 4 | 6; address: string }[];
   ports: number[];
   protocols: Protocol[];
+  /** `keep`: packets of connections conntrack already knows (established during a grant) pass after it ends. */
+  onExpiry?: 'cut' | 'keep';
 }
 
 export interface SetPart {
@@ -85,19 +87,38 @@ export function describeBaseline(l: TableLayout, targets: readonly NftTarget[]):
     }
   }
   // Guarded: any destination (`ports`, a target without destinations) or per destination (`guarded4/6`).
+  // Kept (onExpiry: keep): the same shapes, for the targets whose established connections outlive a grant.
   const anyDest: string[] = [];
   const perDest: Record<4 | 6, string[]> = { 4: [], 6: [] };
+  const keepAny: string[] = [];
+  const keepPer: Record<4 | 6, string[]> = { 4: [], 6: [] };
   for (const t of targets) {
     for (const p of t.ports) assertPort(p);
+    const keep = t.onExpiry === 'keep';
     for (const proto of t.protocols) {
       for (const port of t.ports) {
-        if (t.destinations.length === 0) anyDest.push(`${proto} . ${port}`);
-        for (const d of t.destinations) perDest[d.family].push(`${d.address} . ${proto} . ${port}`);
+        if (t.destinations.length === 0) {
+          anyDest.push(`${proto} . ${port}`);
+          if (keep) keepAny.push(`${proto} . ${port}`);
+        }
+        for (const d of t.destinations) {
+          perDest[d.family].push(`${d.address} . ${proto} . ${port}`);
+          if (keep) keepPer[d.family].push(`${d.address} . ${proto} . ${port}`);
+        }
       }
     }
   }
   sets.push({ name: 'ports', type: ['inet_proto', 'inet_service'], flags: [], elements: uniq(anyDest) });
   for (const fam of [4, 6] as const) sets.push({ name: `guarded${fam}`, type: [ADDR[fam], 'inet_proto', 'inet_service'], flags: [], elements: uniq(perDest[fam]) });
+  sets.push({ name: 'keepports', type: ['inet_proto', 'inet_service'], flags: [], elements: uniq(keepAny) });
+  for (const fam of [4, 6] as const) sets.push({ name: `keep${fam}`, type: [ADDR[fam], 'inet_proto', 'inet_service'], flags: [], elements: uniq(keepPer[fam]) });
+  // Only conntrack's established or related packets, only to a kept target's destination and port:
+  // a connection can only have been established through a grant's accept, so a new one is still dropped.
+  const keeps: RulePart[] = [
+    { comment: 'portcullis:keep:ports', match: 'ct state established,related meta l4proto . th dport', set: 'keepports', verdict: 'accept' },
+    { comment: 'portcullis:keep:keep4', match: 'ct state established,related ip daddr . meta l4proto . th dport', set: 'keep4', verdict: 'accept' },
+    { comment: 'portcullis:keep:keep6', match: 'ct state established,related ip6 daddr . meta l4proto . th dport', set: 'keep6', verdict: 'accept' },
+  ];
   // Every guarded packet no grant admits goes to `blocked`, which counts it per source, destination,
   // protocol and port in a bounded set and drops it. The update is a rule of its own ending in drop: a
   // full set makes nft skip the rest of that rule, so the packet falls through to the overflow rule,
@@ -119,7 +140,7 @@ export function describeBaseline(l: TableLayout, targets: readonly NftTarget[]):
     table: l.table,
     sets,
     chains: [
-      { name: 'gate', rules: [...accepts, ...drops] },
+      { name: 'gate', rules: [...accepts, ...keeps, ...drops] },
       { name: 'blocked', rules: blocked },
       { name: 'input', base: { type: 'filter', hook: 'input', prio: -10, policy: 'accept' }, rules: [jump] },
       { name: 'forward', base: { type: 'filter', hook: 'forward', prio: -10, policy: 'accept' }, rules: [jump] },
@@ -219,6 +240,11 @@ function listedRuleText(r: Json): string {
     const m = e.match as Json | undefined;
     if (m) {
       const left = m.left as Json | undefined;
+      const ct = left?.ct as Json | undefined;
+      if (ct && m.op === 'in' && Array.isArray(m.right) && m.right.every((x) => typeof x === 'string')) {
+        parts.push(`ct ${String(ct.key)}`, (m.right as string[]).join(','));
+        continue;
+      }
       const keys = Array.isArray(left?.concat) ? (left.concat as Json[]) : left ? [left] : [];
       if (m.op !== '==' || typeof m.right !== 'string') return '?';
       parts.push(keys.map(keyText).join(' . '), m.right);

@@ -20,6 +20,8 @@ export interface NftTargetInput {
   destinations?: string[];
   ports: number[];
   protocols?: Protocol[];
+  /** `keep`: connections established during a grant outlive it (default `cut`). */
+  onExpiry?: 'cut' | 'keep';
 }
 
 export interface NftablesOptions {
@@ -411,7 +413,9 @@ function toTarget(t: NftTargetInput): NftTarget {
     if (ip === undefined) throw new PortcullisError('CONFIG_INVALID', `nftables: target ${t.id}: destination is not an IP address`, { field: 'destination' });
     return ip;
   });
-  return { id: t.id, destinations, ports, protocols };
+  const onExpiry = t.onExpiry ?? 'cut';
+  if (onExpiry !== 'cut' && onExpiry !== 'keep') throw new PortcullisError('CONFIG_INVALID', `nftables: target ${t.id}: onExpiry must be cut or keep`, { field: 'onExpiry' });
+  return { id: t.id, destinations, ports, protocols, onExpiry };
 }
 
 /** An element a ref names: the grant's, by set, source and port; an orphan's, by its exact key. */

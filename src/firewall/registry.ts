@@ -59,7 +59,7 @@ async function create(t: TargetConfig, opts: RegistryOptions, sharing: readonly 
       return (await import('./aws-sg.ts')).createAwsAdapter(t.firewall, { protocols: targetProtocols(t) });
     case 'nftables':
       return createNftablesAdapter(t.firewall, {
-        targets: sharing.map((x) => ({ id: x.id, destinations: targetDestinations(x), ports: x.ports, protocols: targetProtocols(x) })),
+        targets: sharing.map((x) => ({ id: x.id, destinations: targetDestinations(x), ports: x.ports, protocols: targetProtocols(x), onExpiry: x.onExpiry })),
         attempts: opts.attempts,
       });
     default:

@@ -56,9 +56,13 @@ function baselineListing(script: string): unknown[] {
     }
     m = /^add rule inet \w+ (\w+) (?:(.+?) @(\w+) )?(accept|drop|jump \w+) comment "(.+)"$/.exec(line);
     if (m) {
+      // `ct state a,b` before the lookup (the keep rules) is a match of its own.
+      const ct = /^ct state (\S+) (.+)$/.exec(m[2] ?? '');
+      if (ct) m[2] = ct[2]!;
+      const ctMatch = ct ? [{ match: { op: 'in', left: { ct: { key: 'state' } }, right: ct[1]!.split(',') } }] : [];
       const keys = (m[2] ?? '').split(' . ').filter(Boolean).map((k) => { const [a, b] = k.split(' '); return a === 'meta' ? { meta: { key: b } } : { payload: { protocol: a, field: b } }; });
       const verdict = m[4]!.startsWith('jump') ? { jump: { target: m[4]!.split(' ')[1] } } : { [m[4]!]: null };
-      out.push({ rule: { chain: m[1], comment: m[5], expr: [...(m[3] ? [{ match: { op: '==', left: keys.length > 1 ? { concat: keys } : keys[0], right: `@${m[3]}` } }] : []), verdict] } });
+      out.push({ rule: { chain: m[1], comment: m[5], expr: [...ctMatch, ...(m[3] ? [{ match: { op: '==', left: keys.length > 1 ? { concat: keys } : keys[0], right: `@${m[3]}` } }] : []), verdict] } });
     }
   }
   return out;
