@@ -9,6 +9,7 @@ import { JsonlSink } from './audit/jsonl.ts';
 import { Broker } from './broker/broker.ts';
 import { GateKeeper } from './broker/gate.ts';
 import { AttemptWatcher } from './broker/attempts.ts';
+import { IdleWatcher } from './broker/idle.ts';
 import { parseDuration } from './config/duration.ts';
 import type { Config, FirewallConfig, TargetConfig } from './config/schema.ts';
 import { PortcullisError } from './errors.ts';
@@ -152,6 +153,14 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       log,
       now: opts.clock,
       attempts,
+      idle: new IdleWatcher({
+        store,
+        firewalls,
+        timeouts: new Map(config.targets.filter((t) => t.idleTimeout !== undefined).map((t) => [t.id, seconds(t.idleTimeout!) * 1000])),
+        close: (grants, reason, actor) => broker.close(grants, reason, actor),
+        log,
+        now: opts.clock,
+      }),
       onRestored: (backend) => metrics.gateRestored.inc({ backend }),
       onChecked: (backend, ok) => metrics.gateUp.set({ backend }, ok ? 1 : 0),
     });

@@ -69,6 +69,8 @@ const target = z.strictObject({
    * Unset means `cut`. AWS security groups are stateful and always keep tracked connections (see the README).
    */
   onExpiry: z.enum(['cut', 'keep']).optional(),
+  /** Off unless set: a grant whose packet counter (nftables) has not moved for this long is closed with reason `idle`. */
+  idleTimeout: duration('targets[].idleTimeout').optional(),
   firewall: firewallSchema,
 });
 
@@ -222,6 +224,9 @@ export const configSchema = z
     const seen = new Set<string>();
     c.targets.forEach((t, i) => {
       if (seen.has(t.id)) ctx.addIssue({ code: 'custom', path: ['targets', i, 'id'], message: `duplicate target id "${t.id}"` });
+      // Only nft elements count their packets; elsewhere the setting would silently never close anything.
+      if (t.idleTimeout !== undefined && t.firewall.kind !== 'nftables') ctx.addIssue({ code: 'custom', path: ['targets', i, 'idleTimeout'], message: `idleTimeout needs an nftables firewall (target "${t.id}" uses ${t.firewall.kind})` });
+      if (t.idleTimeout !== undefined && (parseDuration(t.idleTimeout) ?? 0) < 1) ctx.addIssue({ code: 'custom', path: ['targets', i, 'idleTimeout'], message: 'idleTimeout must be at least 1s' });
       seen.add(t.id);
     });
     for (const issue of sharedGates(c.targets)) ctx.addIssue({ code: 'custom', ...issue });

@@ -72,7 +72,7 @@ const IP = { 4: 'ip', 6: 'ip6' } as const;
 
 /**
  * The table: grant sets keyed source . destination . protocol . port (so an element admits to one
- * destination only), the guarded sets, and a gate chain that accepts what a grant set holds and drops
+ * destination only; each element counts its packets, the clock of idleTimeout), the guarded sets, and a gate chain that accepts what a grant set holds and drops
  * what a guarded set holds. Priority -10 puts it before the usual filter chains, though order does not
  * matter for safety: a drop here is final whatever other tables accept.
  */
@@ -82,7 +82,7 @@ export function describeBaseline(l: TableLayout, targets: readonly NftTarget[]):
   for (const fam of [4, 6] as const) {
     for (let s = 0; s < l.slots; s++) {
       const name = grantSet(fam, s);
-      sets.push({ name, type: [ADDR[fam], ADDR[fam], 'inet_proto', 'inet_service'], flags: ['interval', 'timeout'], timeout: l.backstopSeconds });
+      sets.push({ name, type: [ADDR[fam], ADDR[fam], 'inet_proto', 'inet_service'], flags: ['interval', 'timeout'], timeout: l.backstopSeconds, counter: true });
       accepts.push({ comment: `portcullis:accept:${name}`, match: `${IP[fam]} saddr . ${IP[fam]} daddr . meta l4proto . th dport`, set: name, verdict: 'accept' });
     }
   }

@@ -260,6 +260,16 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
     return { scope: this.scope, counts, overflow, size: this.layout.attempts.size };
   }
 
+  /** Packets each grant's elements admitted so far (the kernel's counters), by grant id. Read only. */
+  async readGrantActivity(): Promise<Map<string, number>> {
+    const items = await this.readTable();
+    const out = new Map<string, number>();
+    for (const e of items === undefined ? [] : tableElements(items, this.now()).elements) {
+      if (e.grantId !== undefined) out.set(e.grantId, (out.get(e.grantId) ?? 0) + (e.packets ?? 0));
+    }
+    return out;
+  }
+
   private targetAt(destination: string, port: number): string | undefined {
     const all = this.fallback ? [this.fallback] : [...this.targets.values()];
     const t = all.find((x) => x.ports.includes(port) && (x.destinations.length === 0 || x.destinations.some((d) => d.address === destination)));
