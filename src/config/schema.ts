@@ -165,6 +165,13 @@ export const configSchema = z
         sweep: z.string().default('*/15 * * * * *'),
       })
       .prefault({}),
+    /** The exposure scan (`portcullis exposure scan --region`). */
+    exposure: z
+      .strictObject({
+        /** Security groups `exposure scan --region … --fix` may change; any other is refused unless `--all`. */
+        allowGroups: z.array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, 'must be a security group id such as sg-0abc1234')).default([]),
+      })
+      .prefault({}),
     /** Watching the gate: per-source counting of blocked attempts (nftables), summaries and alerts. */
     watch: z
       .strictObject({

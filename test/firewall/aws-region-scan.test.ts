@@ -7,6 +7,13 @@ import { AuthorizeSecurityGroupIngressCommand, EC2Client } from '@aws-sdk/client
 import { GROUP, OTHER_GROUP, REGION, harness, type Harness } from '../ec2-endpoint/harness.ts';
 import { fixRegion, scanRegion } from '../../src/firewall/aws-region-scan.ts';
 import type { GrantId } from '../../src/domain/index.ts';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { tempDir, testConfig } from '../helpers/broker.ts';
+import { exposureScanCommand } from '../../src/cli/exposure.ts';
+import { openDb } from '../../src/store/db.ts';
+import { Store } from '../../src/store/store.ts';
 
 const LAUNCH_WIZARD = 'sg-0eeee5555ffff6666';
 
@@ -60,5 +67,49 @@ describe('region-wide exposure scan', () => {
     // The 443 rule and the grant's rule are still there.
     assert.deepEqual(h.ep.model.ingressRules(LAUNCH_WIZARD).map((r) => [r.protocol, r.fromPort, r.cidrIpv4]), [['tcp', 443, '0.0.0.0/0']]);
     assert.equal((await h.adapter.list()).length, 1, 'the managed rule is untouched');
+  });
+
+  it('`exposure scan --region R --fix` fixes allow-listed groups, audits each removal as exposure.fixed, refuses the rest unless --all', async () => {
+    const tmp = tempDir();
+    try {
+      const STRAY = 'sg-0abcdef0123456789';
+      h.ep.model.addGroup(STRAY);
+      await allow(STRAY, 'tcp', '0.0.0.0/0');
+      await allow(OTHER_GROUP, 'udp', '0.0.0.0/0');
+      h.ep.model.addNetworkInterface({ id: 'eni-0eeee5555ffff6666', groups: [STRAY], instanceId: 'i-0fedcba9876543210' });
+      const raw = testConfig(tmp.dir, {
+        dev: { embeddedIdp: true },
+        exposure: { allowGroups: [STRAY] },
+        targets: [{ id: 'acme-dc01', connect: '10.0.0.5:3389', firewall: { kind: 'aws-security-group', region: REGION, securityGroupId: OTHER_GROUP, endpoint: h.ep.url } }],
+      });
+      const config = join(tmp.dir, 'config.yaml');
+      writeFileSync(config, stringify(raw));
+      const sink = () => {
+        const chunks: string[] = [];
+        return { chunks, write: (x: string) => chunks.push(x) };
+      };
+      const scanOut = sink();
+      assert.equal(await exposureScanCommand({ config, region: [REGION], json: true }, { out: scanOut, err: sink() }), 1);
+      const scanned = JSON.parse(scanOut.chunks.join('')) as { regions: { findings: { groupId: string; attachments: { instanceId?: string }[] }[] }[] };
+      const stray = scanned.regions[0]!.findings.find((f) => f.groupId === STRAY)!;
+      assert.deepEqual(stray.attachments.map((a) => a.instanceId), ['i-0fedcba9876543210']);
+
+      const err = sink();
+      const code = await exposureScanCommand({ config, region: [REGION], fix: true, json: true }, { out: sink(), err, actor: 'cli:test' });
+      assert.equal(code, 1, 'OTHER_GROUP is not on the allow-list: its rule remains');
+      assert.match(err.chunks.join(''), new RegExp(`${OTHER_GROUP} is not in exposure.allowGroups`));
+      assert.deepEqual(h.ep.model.ingressRules(STRAY), []);
+      const db = await openDb(String((raw.store as { url: string }).url));
+      try {
+        const fixed = (await new Store(db).auditEvents({ limit: 1000 })).filter((e) => e.type === 'exposure.fixed');
+        assert.deepEqual(fixed.map((e) => [e.actor, (e.detail as { groupId: string }).groupId, (e.detail as { why: string }).why]), [['cli:test', STRAY, 'world']]);
+      } finally {
+        await db.close();
+      }
+      assert.equal(await exposureScanCommand({ config, region: [REGION], fix: true, all: true, json: true }, { out: sink(), err: sink(), actor: 'cli:test' }), 0);
+      assert.equal(await exposureScanCommand({ config, region: [REGION], json: true }, { out: sink(), err: sink() }), 0, 'nothing exposed in the region any more');
+    } finally {
+      tmp.cleanup();
+    }
   });
 });
