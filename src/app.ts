@@ -10,6 +10,7 @@ import { Broker } from './broker/broker.ts';
 import { GateKeeper } from './broker/gate.ts';
 import { AttemptWatcher } from './broker/attempts.ts';
 import { IdleWatcher } from './broker/idle.ts';
+import { ExposureWatch } from './broker/exposure-watch.ts';
 import { parseDuration } from './config/duration.ts';
 import type { Config, FirewallConfig, TargetConfig } from './config/schema.ts';
 import { PortcullisError } from './errors.ts';
@@ -313,6 +314,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         webSettings = { oidc, publicUrl: url, verifier };
         housekeeping = setInterval(() => void app.housekeep(), 60_000);
         housekeeping.unref();
+        if (config.exposure.schedule) closers.push(await scheduleExposureScan(config, store, log));
         if (slack) {
           const s = slack.resolve(url);
           if (slack.simulated) {
@@ -344,4 +346,25 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
 function splitListen(listen: string): [string, number] {
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(listen)!;
   return [m[1]!, Number(m[2])];
+}
+
+/** `exposure.schedule`: the region-wide scan on a cron; AWS code is loaded only when it is configured. */
+async function scheduleExposureScan(config: Config, store: Store, log: Logger): Promise<() => Promise<void>> {
+  const cron = (await import('node-cron')).default;
+  const expr = config.exposure.schedule!;
+  if (!cron.validate(expr)) throw new PortcullisError('CONFIG_INVALID', `exposure.schedule "${expr}" is not a cron expression`, { field: 'exposure.schedule' });
+  const { scanRegion } = await import('./firewall/aws-region-scan.ts');
+  const aws = config.targets.map((t) => t.firewall).filter((f): f is Extract<typeof f, { kind: 'aws-security-group' }> => f.kind === 'aws-security-group');
+  const regions = config.exposure.regions ?? [...new Set(aws.map((f) => f.region))];
+  const ports = [...new Set(config.targets.flatMap((t) => t.ports))];
+  const watch = new ExposureWatch({
+    store,
+    regions,
+    log,
+    scan: (region) => scanRegion({ region, ports: ports.length ? ports : [3389], endpoint: aws.find((f) => f.region === region && f.endpoint)?.endpoint }),
+  });
+  const task = cron.schedule(expr, () => void watch.run().catch((e: unknown) => log.warn('exposure: scheduled scan failed', errorFields(e))), { noOverlap: true, name: 'portcullis-exposure' });
+  return async () => {
+    await task.stop();
+  };
 }

@@ -170,6 +170,10 @@ export const configSchema = z
       .strictObject({
         /** Security groups `exposure scan --region … --fix` may change; any other is refused unless `--all`. */
         allowGroups: z.array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, 'must be a security group id such as sg-0abc1234')).default([]),
+        /** node-cron (with seconds): run the region-wide scan from `serve`, auditing each new finding once as `exposure.detected`. Off unless set. */
+        schedule: z.string().optional(),
+        /** Regions the schedule scans; default: the regions of the AWS targets. */
+        regions: z.array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, 'must be an AWS region such as eu-west-1')).optional(),
       })
       .prefault({}),
     /** Watching the gate: per-source counting of blocked attempts (nftables), summaries and alerts. */

@@ -14,6 +14,8 @@ import { tempDir, testConfig } from '../helpers/broker.ts';
 import { exposureScanCommand } from '../../src/cli/exposure.ts';
 import { openDb } from '../../src/store/db.ts';
 import { Store } from '../../src/store/store.ts';
+import { ExposureWatch } from '../../src/broker/exposure-watch.ts';
+import { createLogger } from '../../src/log.ts';
 
 const LAUNCH_WIZARD = 'sg-0eeee5555ffff6666';
 
@@ -109,6 +111,34 @@ describe('region-wide exposure scan', () => {
       assert.equal(await exposureScanCommand({ config, region: [REGION], fix: true, all: true, json: true }, { out: sink(), err: sink(), actor: 'cli:test' }), 0);
       assert.equal(await exposureScanCommand({ config, region: [REGION], json: true }, { out: sink(), err: sink() }), 0, 'nothing exposed in the region any more');
     } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('the schedule audits each new finding once as exposure.detected, across runs and a restart, and a new one when it appears', async () => {
+    const tmp = tempDir();
+    const db = await openDb(`sqlite:${join(tmp.dir, 'p.db')}`);
+    try {
+      const store = new Store(db);
+      const LATE = 'sg-0123456789abcdef0';
+      h.ep.model.addGroup(LATE);
+      await allow(LATE, 'tcp', '0.0.0.0/0');
+      h.ep.model.addNetworkInterface({ id: 'eni-0123456789abcdef0', groups: [LATE], instanceId: 'i-0aaaabbbbccccdddd' });
+      const make = () => new ExposureWatch({ store, regions: [REGION], log: createLogger('silent'), scan: (region) => scanRegion({ region, ports: [3389], endpoint: h.ep.url }) });
+      const first = await make().run();
+      assert.ok(first.some((f) => f.groupId === LATE));
+      const w = make();
+      assert.deepEqual(await w.run(), [], 'a restarted watcher finds the trail already knows it');
+      assert.deepEqual(await w.run(), []);
+      await allow(LATE, 'udp', '::/0');
+      assert.deepEqual((await w.run()).map((f) => [f.groupId, f.protocol]), [[LATE, 'udp']]);
+      const detected = (await store.auditEvents({ limit: 1000 })).filter((e) => e.type === 'exposure.detected');
+      assert.equal(detected.length, first.length + 1);
+      assert.equal(new Set(detected.map((e) => e.ruleRef)).size, detected.length, 'each finding once');
+      const late = detected.find((e) => (e.detail as { groupId: string }).groupId === LATE)!;
+      assert.deepEqual((late.detail as { attachments: { instanceId: string }[] }).attachments.map((a) => a.instanceId), ['i-0aaaabbbbccccdddd']);
+    } finally {
+      await db.close();
       tmp.cleanup();
     }
   });
