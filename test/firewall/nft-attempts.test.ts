@@ -18,6 +18,8 @@ import { Outbox } from '../../src/notify/outbox.ts';
 import { webhookSink } from '../../src/notify/webhook.ts';
 import { openDb } from '../../src/store/db.ts';
 import { createLogger } from '../../src/log.ts';
+import { Store } from '../../src/store/store.ts';
+import { AttemptWatcher } from '../../src/broker/attempts.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const unavailable = netnsUnavailable();
@@ -191,6 +193,36 @@ describe('blocked attempts per source', { concurrency: false }, () => {
       assert.equal(second.counts.reduce((n, c) => n + c.packets, 0) + second.overflow, 130 + 2000);
     } finally {
       await lab.destroy();
+    }
+  });
+
+  it('a source above watch.attempts.alertPerMinute raises one gate.alert per window', async (t) => {
+    if (!ready(t)) return;
+    const lab = await createLab();
+    const tmp = tempDir();
+    const db = await openDb(`sqlite:${join(tmp.dir, 'p.db')}`);
+    try {
+      const fw = new NftablesAdapter({ kind: 'nftables', netns: lab.gw, table: 'portcullis' });
+      await fw.init();
+      const store = new Store(db);
+      // A controlled clock: one minute between sweeps, so the rate is the count per minute exactly.
+      let now = Date.parse('2026-01-01T00:00:00Z');
+      const w = new AttemptWatcher({ store, firewalls: new Map([['lab', fw]]), log: createLogger('silent'), now: () => now, settings: { windowMs: 3_600_000, top: 5, alertPerMinute: 40, alertOpenWindow: true } });
+      await w.sweep();
+      await knock(lab, LAB_ADDR.client4, 41);
+      await knock(lab, LAB_ADDR.stranger4, 40);
+      now += 60_000;
+      await w.sweep();
+      const alerts = async () => (await store.auditEvents({ limit: 1000 })).filter((e) => e.type === 'gate.alert').map((e) => e.detail as { kind: string; source: string; count: number; perMinute: number; limit: number });
+      assert.deepEqual(await alerts(), [{ kind: 'rate', source: LAB_ADDR.client4, target: '*', port: 3389, protocol: 'tcp', count: 41, perMinute: 41, limit: 40 }], 'only the source above the rate');
+      await knock(lab, LAB_ADDR.client4, 50);
+      now += 60_000;
+      await w.sweep();
+      assert.equal((await alerts()).length, 1, 'one alert per source per window');
+    } finally {
+      await db.close();
+      await lab.destroy();
+      tmp.cleanup();
     }
   });
 });
