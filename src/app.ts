@@ -8,6 +8,9 @@ import type express from 'express';
 import { JsonlSink } from './audit/jsonl.ts';
 import { Broker } from './broker/broker.ts';
 import { GateKeeper } from './broker/gate.ts';
+import { AttemptWatcher } from './broker/attempts.ts';
+import { IdleWatcher } from './broker/idle.ts';
+import { ExposureWatch } from './broker/exposure-watch.ts';
 import { parseDuration } from './config/duration.ts';
 import type { Config, FirewallConfig, TargetConfig } from './config/schema.ts';
 import { PortcullisError } from './errors.ts';
@@ -55,6 +58,8 @@ export interface Portcullis {
   firewalls: Map<string, FirewallAdapter>;
   /** Verifies and restores the backends' baselines (the reaper runs it every sweep). */
   gate: GateKeeper;
+  /** Reads the gate's attempt counters each sweep; `flush()` audits the current window now. */
+  attempts: AttemptWatcher;
   metrics: Metrics;
   http: express.Express;
   /** Removes expired sign-ins and sessions and writes the summary of suppressed refusals; runs every minute. */
@@ -100,6 +105,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
     const firewalls = await buildFirewalls(config.targets, {
       simulatedPath: defaultSimulatedPath(config.store.url),
       factories: opts.firewallFactories,
+      attempts: { size: config.watch.attempts.setSize, timeoutSeconds: parseDuration(config.watch.attempts.timeout)! },
     });
     for (const fw of new Set(firewalls.values())) if (fw.shutdown) closers.push(() => fw.shutdown!());
 
@@ -134,11 +140,38 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         auditReaderGroups: config.audit.readerGroups,
       },
     });
+    const attempts = new AttemptWatcher({
+      store,
+      firewalls,
+      log,
+      now: opts.clock,
+      settings: { windowMs: seconds(config.watch.attempts.window) * 1000, top: config.watch.attempts.top, alertPerMinute: config.watch.attempts.alertPerMinute, alertOpenWindow: config.watch.attempts.alertOpenWindow },
+      hooks: {
+        onAttempts: (target, port, protocol, n) => metrics.gateBlockedAttempts.inc({ target, port: String(port), protocol }, n),
+        onOverflow: (backend, n) => metrics.gateAttemptsOverflow.inc({ backend }, n),
+        onSnapshot: (sources, top) => {
+          metrics.gateAttemptSources.reset();
+          for (const [target, n] of sources) metrics.gateAttemptSources.set({ target }, n);
+          metrics.gateAttemptsBySource.reset();
+          for (const s of top) metrics.gateAttemptsBySource.set({ source: s.source, target: s.target ?? '-', port: String(s.port), protocol: s.protocol }, s.count);
+        },
+      },
+    });
+    closers.push(() => attempts.flush());
     const gate = new GateKeeper({
       store,
       firewalls,
       log,
       now: opts.clock,
+      attempts,
+      idle: new IdleWatcher({
+        store,
+        firewalls,
+        timeouts: new Map(config.targets.filter((t) => t.idleTimeout !== undefined).map((t) => [t.id, seconds(t.idleTimeout!) * 1000])),
+        close: (grants, reason, actor) => broker.close(grants, reason, actor),
+        log,
+        now: opts.clock,
+      }),
       onRestored: (backend) => metrics.gateRestored.inc({ backend }),
       onChecked: (backend, ok) => metrics.gateUp.set({ backend }, ok ? 1 : 0),
     });
@@ -239,6 +272,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       policy,
       firewalls,
       gate,
+      attempts,
       metrics,
       http,
       async housekeep() {
@@ -289,6 +323,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
         webSettings = { oidc, publicUrl: url, verifier };
         housekeeping = setInterval(() => void app.housekeep(), 60_000);
         housekeeping.unref();
+        if (config.exposure.schedule) closers.push(await scheduleExposureScan(config, store, log));
         if (slack) {
           const s = slack.resolve(url);
           if (slack.simulated) {
@@ -320,4 +355,25 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
 function splitListen(listen: string): [string, number] {
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(listen)!;
   return [m[1]!, Number(m[2])];
+}
+
+/** `exposure.schedule`: the region-wide scan on a cron; AWS code is loaded only when it is configured. */
+async function scheduleExposureScan(config: Config, store: Store, log: Logger): Promise<() => Promise<void>> {
+  const cron = (await import('node-cron')).default;
+  const expr = config.exposure.schedule!;
+  if (!cron.validate(expr)) throw new PortcullisError('CONFIG_INVALID', `exposure.schedule "${expr}" is not a cron expression`, { field: 'exposure.schedule' });
+  const { scanRegion } = await import('./firewall/aws-region-scan.ts');
+  const aws = config.targets.map((t) => t.firewall).filter((f): f is Extract<typeof f, { kind: 'aws-security-group' }> => f.kind === 'aws-security-group');
+  const regions = config.exposure.regions ?? [...new Set(aws.map((f) => f.region))];
+  const ports = [...new Set(config.targets.flatMap((t) => t.ports))];
+  const watch = new ExposureWatch({
+    store,
+    regions,
+    log,
+    scan: (region) => scanRegion({ region, ports: ports.length ? ports : [3389], endpoint: aws.find((f) => f.region === region && f.endpoint)?.endpoint }),
+  });
+  const task = cron.schedule(expr, () => void watch.run().catch((e: unknown) => log.warn('exposure: scheduled scan failed', errorFields(e))), { noOverlap: true, name: 'portcullis-exposure' });
+  return async () => {
+    await task.stop();
+  };
 }

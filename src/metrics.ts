@@ -15,6 +15,10 @@ export class Metrics {
   readonly rateLimited = new Counter({ name: 'portcullis_rate_limited_total', help: 'Requests answered 429 by a rate limit, by limit', labelNames: ['limit'], registers: [this.registry] });
   readonly firewallSeconds = new Histogram({ name: 'portcullis_firewall_operation_seconds', help: 'Time of firewall backend calls (open, close, list), by backend kind', labelNames: ['kind', 'op'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 100], registers: [this.registry] });
   readonly firewallErrors = new Counter({ name: 'portcullis_firewall_errors_total', help: 'Failed firewall backend calls, by backend kind, call and error code', labelNames: ['kind', 'op', 'code'], registers: [this.registry] });
+  readonly gateBlockedAttempts = new Counter({ name: 'portcullis_gate_blocked_attempts_total', help: 'Packets the gate dropped (attempts), by target, port and protocol, as the kernel counted them', labelNames: ['target', 'port', 'protocol'], registers: [this.registry] });
+  readonly gateAttemptSources = new Gauge({ name: 'portcullis_gate_attempt_sources', help: 'Distinct sources (per destination, protocol and port) in the attempt sets at the last sweep, by target', labelNames: ['target'], registers: [this.registry] });
+  readonly gateAttemptsBySource = new Gauge({ name: 'portcullis_gate_attempts_by_source', help: 'Attempts of the busiest sources still in the attempt sets at the last sweep (watch.attempts.top of them)', labelNames: ['source', 'target', 'port', 'protocol'], registers: [this.registry] });
+  readonly gateAttemptsOverflow = new Counter({ name: 'portcullis_gate_attempts_overflow_total', help: 'Attempts dropped while the attempt set was full (counted, their sources not recorded), by backend', labelNames: ['backend'], registers: [this.registry] });
   readonly grantsByState: Gauge;
 
   constructor(stateCounts: () => Promise<Record<string, number>>) {

@@ -22,6 +22,10 @@ export interface GateDeps {
   onRestored?: (scope: string, missing: string[]) => void;
   /** Called after each check with whether the gate is in place (metrics). */
   onChecked?: (scope: string, ok: boolean) => void;
+  /** Runs after the gates are verified on every sweep: reads the attempt counters (src/broker/attempts.ts). */
+  attempts?: { sweep(): Promise<void> };
+  /** Runs after the attempts: closes grants idle past their target's idleTimeout (src/broker/idle.ts). */
+  idle?: { sweep(): Promise<void> };
 }
 
 export class GateKeeper {
@@ -41,6 +45,8 @@ export class GateKeeper {
   /** Verifies every gate, restoring what is missing; never throws (a backend that fails stays not ready and is retried next sweep). */
   async sweep(): Promise<GateState[]> {
     await Promise.all([...this.states].map(([fw, s]) => this.verify(fw, s)));
+    await this.deps.attempts?.sweep().catch((e: unknown) => this.deps.log.warn('gate: reading the attempt counters failed', errorFields(e)));
+    await this.deps.idle?.sweep().catch((e: unknown) => this.deps.log.warn('gate: the idle check failed', errorFields(e)));
     return this.status();
   }
 

@@ -7,6 +7,7 @@ import { registerExposureCommand } from './exposure.ts';
 import { registerClientCommands } from './client/index.ts';
 import { registerMigrateCommand } from './migrate.ts';
 import { registerSweepCommand } from './sweep.ts';
+import { registerAttemptsCommand } from './attempts.ts';
 
 const program = new Command('portcullis')
   .description('Just-in-time port opening: RDP stays closed until one person, from one address, needs it.')
@@ -20,6 +21,7 @@ registerExposureCommand(program);
 registerClientCommands(program);
 registerMigrateCommand(program);
 registerSweepCommand(program);
+registerAttemptsCommand(program);
 // After the groups register, so it covers only program-level mistakes (an unknown command): exit 2, as documented.
 program.exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2));
 

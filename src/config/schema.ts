@@ -63,6 +63,14 @@ const target = z.strictObject({
   /** Protocols a grant admits on its port. Default [tcp, udp] when the ports include 3389 (RDP uses both), else [tcp]. */
   protocols: z.array(z.enum(['tcp', 'udp'])).min(1).optional(),
   tags: z.record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]{0,62}$/), z.string().max(200)).default({}),
+  /**
+   * What happens to connections established during a grant when it ends: `cut` (default) drops their
+   * packets from then on; `keep` lets them finish while new ones are refused (nftables: conntrack).
+   * Unset means `cut`. AWS security groups are stateful and always keep tracked connections (see the README).
+   */
+  onExpiry: z.enum(['cut', 'keep']).optional(),
+  /** Off unless set: a grant whose packet counter (nftables) has not moved for this long is closed with reason `idle`. */
+  idleTimeout: duration('targets[].idleTimeout').optional(),
   firewall: firewallSchema,
 });
 
@@ -157,6 +165,38 @@ export const configSchema = z
         sweep: z.string().default('*/15 * * * * *'),
       })
       .prefault({}),
+    /** The exposure scan (`portcullis exposure scan --region`). */
+    exposure: z
+      .strictObject({
+        /** Security groups `exposure scan --region … --fix` may change; any other is refused unless `--all`. */
+        allowGroups: z.array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, 'must be a security group id such as sg-0abc1234')).default([]),
+        /** node-cron (with seconds): run the region-wide scan from `serve`, auditing each new finding once as `exposure.detected`. Off unless set. */
+        schedule: z.string().optional(),
+        /** Regions the schedule scans; default: the regions of the AWS targets. */
+        regions: z.array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, 'must be an AWS region such as eu-west-1')).optional(),
+      })
+      .prefault({}),
+    /** Watching the gate: per-source counting of blocked attempts (nftables), summaries and alerts. */
+    watch: z
+      .strictObject({
+        attempts: z
+          .strictObject({
+            /** Most sources (source, destination, protocol, port) each attempt set holds; more are dropped too, only counted together. */
+            setSize: z.number().int().min(16).max(1_000_000).default(4096),
+            /** A source is forgotten this long after its last attempt. */
+            timeout: duration('watch.attempts.timeout').default('1h'),
+            /** One `gate.attempts` summary is audited per window that saw attempts. */
+            window: duration('watch.attempts.window').default('5m'),
+            /** Sources named in each summary and in /metrics. */
+            top: z.number().int().min(1).max(100).default(20),
+            /** A source above this many attempts per minute (over one sweep) raises a `gate.alert`; 0 turns it off. */
+            alertPerMinute: z.number().int().min(0).default(60),
+            /** Attempts from other sources on a port while a grant holds it open raise a `gate.alert`. */
+            alertOpenWindow: z.boolean().default(true),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
     audit: z
       .strictObject({
         jsonl: z.string().min(1).optional(),
@@ -195,6 +235,9 @@ export const configSchema = z
     const seen = new Set<string>();
     c.targets.forEach((t, i) => {
       if (seen.has(t.id)) ctx.addIssue({ code: 'custom', path: ['targets', i, 'id'], message: `duplicate target id "${t.id}"` });
+      // Only nft elements count their packets; elsewhere the setting would silently never close anything.
+      if (t.idleTimeout !== undefined && t.firewall.kind !== 'nftables') ctx.addIssue({ code: 'custom', path: ['targets', i, 'idleTimeout'], message: `idleTimeout needs an nftables firewall (target "${t.id}" uses ${t.firewall.kind})` });
+      if (t.idleTimeout !== undefined && (parseDuration(t.idleTimeout) ?? 0) < 1) ctx.addIssue({ code: 'custom', path: ['targets', i, 'idleTimeout'], message: 'idleTimeout must be at least 1s' });
       seen.add(t.id);
     });
     for (const issue of sharedGates(c.targets)) ctx.addIssue({ code: 'custom', ...issue });

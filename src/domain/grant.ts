@@ -26,7 +26,7 @@ export const LIVE_STATES: readonly GrantState[] = ['opening', 'active', 'extendi
 /** States a grant never leaves. */
 export const FINAL_STATES: readonly GrantState[] = ['closed', 'denied', 'expired', 'failed'];
 
-export type CloseReason = 'expired' | 'revoked' | 'superseded' | 'reconciled';
+export type CloseReason = 'expired' | 'revoked' | 'superseded' | 'reconciled' | 'idle';
 
 export interface Grant {
   id: GrantId;

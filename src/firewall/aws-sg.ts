@@ -360,7 +360,7 @@ function describe(grantId: string, expires: string): string {
   return `portcullis grant ${grantId} until ${expires}`.replace(DESCRIPTION_CHAR, '_').slice(0, 255);
 }
 
-function tagOf(r: SecurityGroupRule, key: string): string | undefined {
+export function tagOf(r: SecurityGroupRule, key: string): string | undefined {
   return r.Tags?.find((t) => t.Key === key)?.Value;
 }
 
@@ -399,7 +399,7 @@ function toManaged(groupId: string, r: SecurityGroupRule): ManagedRule {
 }
 
 /** The ports a rule opens, or undefined for protocols RDP cannot use (ICMP and the like). */
-function portRange(r: SecurityGroupRule): { from: number; to: number; protocol: string } | undefined {
+export function portRange(r: SecurityGroupRule): { from: number; to: number; protocol: string } | undefined {
   const p = (r.IpProtocol ?? '').toLowerCase();
   if (p === '-1' || p === 'all') return { from: 0, to: 65_535, protocol: 'all' };
   const name = p === '6' ? 'tcp' : p === '17' ? 'udp' : p;

@@ -26,6 +26,8 @@ export interface NftElement {
   /** Epoch ms from the comment; else from the kernel's `expires`; null when the element never expires. */
   expiresAt: number | null;
   comment: string | undefined;
+  /** Packets the element admitted (its counter), when listed. */
+  packets?: number | undefined;
 }
 
 export const elementKey = (e: Pick<NftElement, 'saddr' | 'daddr' | 'proto' | 'dport'>) => `${e.saddr} . ${e.daddr} . ${e.proto} . ${e.dport}`;
@@ -103,7 +105,8 @@ export function tableElements(items: Json[], now: number): { sets: Set<string>; 
       const comment = typeof body.comment === 'string' ? body.comment : undefined;
       const named = parseGrantComment(comment);
       const expires = typeof body.expires === 'number' ? now + body.expires * 1000 : null;
-      elements.push({ set: set.name, family, saddr, daddr, proto, dport, grantId: named?.grantId, expiresAt: named?.expiresAt ?? expires, comment });
+      const packets = (body.counter as Json | undefined)?.packets;
+      elements.push({ set: set.name, family, saddr, daddr, proto, dport, grantId: named?.grantId, expiresAt: named?.expiresAt ?? expires, comment, ...(typeof packets === 'number' ? { packets } : {}) });
     }
   }
   return { sets, elements };

@@ -10,6 +10,7 @@ import { assertGrantId, assertNetns, assertPort, assertTable, canonicalIp, cidrT
 import { compareBaseline, describeBaseline, grantSet, installScript, type Baseline, type NftTarget, type TableLayout } from './nft-baseline.ts';
 import { elementKey, elementRef, listingItems, parseRef, tableElements, type NftElement } from './nft-table.ts';
 import { scanRuleset } from './nft-exposure.ts';
+import { parseAttempts, type AttemptCounter, type AttemptReading } from './nft-attempts.ts';
 
 export type NftablesConfig = FirewallConfig & { kind: 'nftables' };
 
@@ -19,6 +20,8 @@ export interface NftTargetInput {
   destinations?: string[];
   ports: number[];
   protocols?: Protocol[];
+  /** `keep`: connections established during a grant outlive it (default `cut`). */
+  onExpiry?: 'cut' | 'keep';
 }
 
 export interface NftablesOptions {
@@ -32,6 +35,8 @@ export interface NftablesOptions {
   slots?: number;
   /** Default timeout of the grant sets, a backstop for elements written without one. Default 8 h. */
   backstopSeconds?: number;
+  /** Bound and timeout of the per-source attempt sets (`watch.attempts.setSize`, `.timeout`). Default 4096 elements, 1 h. */
+  attempts?: { size?: number; timeoutSeconds?: number };
   /** Runs nft; tests inject one to count calls or fail on purpose. */
   runner?: NftRunner;
   nftPath?: string;
@@ -44,7 +49,7 @@ const RETRIES = 3;
 const ANY = { 4: '0.0.0.0/0', 6: '::/0' } as const;
 type Json = Record<string, unknown>;
 
-export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
+export class NftablesAdapter implements FirewallAdapter, ExposureScanner, AttemptCounter {
   readonly kind = 'nftables';
   readonly maxCallSeconds: number;
   readonly simulated = false;
@@ -80,7 +85,10 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     this.targetIds = opts.targets ? built.map((t) => t.id) : [];
     const slots = opts.slots ?? 4;
     if (!Number.isInteger(slots) || slots < 1 || slots > 16) throw new PortcullisError('CONFIG_INVALID', 'nftables: slots must be 1-16', { field: 'slots' });
-    this.layout = { table, slots, backstopSeconds: opts.backstopSeconds ?? 8 * 3600 };
+    const attempts = { size: opts.attempts?.size ?? 4096, timeoutSeconds: opts.attempts?.timeoutSeconds ?? 3600 };
+    if (!Number.isInteger(attempts.size) || attempts.size < 1 || attempts.size > 1_000_000) throw new PortcullisError('CONFIG_INVALID', 'nftables: the attempt set size must be 1-1000000', { field: 'watch.attempts.setSize' });
+    if (!Number.isInteger(attempts.timeoutSeconds) || attempts.timeoutSeconds < 1) throw new PortcullisError('CONFIG_INVALID', 'nftables: the attempt set timeout must be at least 1 s', { field: 'watch.attempts.timeout' });
+    this.layout = { table, slots, backstopSeconds: opts.backstopSeconds ?? 8 * 3600, attempts };
     this.baseline = describeBaseline(this.layout, built);
     this.scope = `nftables:${cfg.netns ?? '-'}/inet/${table}`;
     this.nft = opts.runner ?? createNftRunner({ netns: cfg.netns, nftPath: opts.nftPath, ipPath: opts.ipPath, timeoutMs: opts.timeoutMs });
@@ -248,6 +256,29 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner {
     }
   }
 
+  /** The drop path's per-source counters, each mapped to the target whose destination and port it names. Read only. */
+  async readAttempts(): Promise<AttemptReading> {
+    const items = await this.readTable();
+    const { counts, overflow } = parseAttempts(items ?? [], (dst, port) => this.targetAt(dst, port));
+    return { scope: this.scope, counts, overflow, size: this.layout.attempts.size };
+  }
+
+  /** Packets each grant's elements admitted so far (the kernel's counters), by grant id. Read only. */
+  async readGrantActivity(): Promise<Map<string, number>> {
+    const items = await this.readTable();
+    const out = new Map<string, number>();
+    for (const e of items === undefined ? [] : tableElements(items, this.now()).elements) {
+      if (e.grantId !== undefined) out.set(e.grantId, (out.get(e.grantId) ?? 0) + (e.packets ?? 0));
+    }
+    return out;
+  }
+
+  private targetAt(destination: string, port: number): string | undefined {
+    const all = this.fallback ? [this.fallback] : [...this.targets.values()];
+    const t = all.find((x) => x.ports.includes(port) && (x.destinations.length === 0 || x.destinations.some((d) => d.address === destination)));
+    return t?.id;
+  }
+
   async scanExposure(ports: number[]): Promise<Exposure[]> {
     ports.forEach(assertPort);
     const out = await this.read(['-j', 'list', 'ruleset']);
@@ -395,7 +426,9 @@ function toTarget(t: NftTargetInput): NftTarget {
     if (ip === undefined) throw new PortcullisError('CONFIG_INVALID', `nftables: target ${t.id}: destination is not an IP address`, { field: 'destination' });
     return ip;
   });
-  return { id: t.id, destinations, ports, protocols };
+  const onExpiry = t.onExpiry ?? 'cut';
+  if (onExpiry !== 'cut' && onExpiry !== 'keep') throw new PortcullisError('CONFIG_INVALID', `nftables: target ${t.id}: onExpiry must be cut or keep`, { field: 'onExpiry' });
+  return { id: t.id, destinations, ports, protocols, onExpiry };
 }
 
 /** An element a ref names: the grant's, by set, source and port; an orphan's, by its exact key. */

@@ -13,6 +13,8 @@ export interface RegistryOptions {
   /** Where the simulated backend keeps its rules (beside the SQLite store by default). */
   simulatedPath: string;
   /** Test hook: build adapters by other means for some kinds. */
+  /** Bound and timeout of the nftables attempt sets (`watch.attempts`). */
+  attempts?: { size: number; timeoutSeconds: number };
   factories?: Partial<Record<FirewallConfig['kind'], (cfg: FirewallConfig, target: TargetConfig) => FirewallAdapter>>;
 }
 
@@ -57,7 +59,8 @@ async function create(t: TargetConfig, opts: RegistryOptions, sharing: readonly 
       return (await import('./aws-sg.ts')).createAwsAdapter(t.firewall, { protocols: targetProtocols(t) });
     case 'nftables':
       return createNftablesAdapter(t.firewall, {
-        targets: sharing.map((x) => ({ id: x.id, destinations: targetDestinations(x), ports: x.ports, protocols: targetProtocols(x) })),
+        targets: sharing.map((x) => ({ id: x.id, destinations: targetDestinations(x), ports: x.ports, protocols: targetProtocols(x), onExpiry: x.onExpiry })),
+        attempts: opts.attempts,
       });
     default:
       throw new PortcullisError('CONFIG_INVALID', `targets.${t.id}.firewall.kind "${(t.firewall as { kind: string }).kind}" is not available in this build`, { field: 'targets' });

@@ -15,10 +15,12 @@ export function webhookSink(index: number, cfg: { url: string; secret: string },
   return {
     name: `webhook:${index}`,
     async derive(e: AuditEvent): Promise<Notification[]> {
-      if (!e.grant || !/^(grant|rule)\./.test(e.type)) return [];
+      // Watch alerts (gate.alert, exposure.detected) concern no grant but are what a webhook is for.
+      const watch = e.type === 'gate.alert' || e.type === 'exposure.detected';
+      if (!watch && (!e.grant || !/^(grant|rule)\./.test(e.type))) return [];
       // The fields another tool needs; the chain's own fields stay in the audit export.
       const event = { seq: e.seq, time: e.time, type: e.type, actor: e.actor, grant: e.grant, target: e.target, sourceIp: e.sourceIp, port: e.port, reason: e.reason, policyIds: e.policyIds, detail: e.detail };
-      return [{ key: String(e.seq), grantId: e.grant, payload: { event } }];
+      return [{ key: String(e.seq), grantId: e.grant ?? null, payload: { event } }];
     },
     async deliver(payload, key): Promise<void> {
       const body = JSON.stringify(payload.event);

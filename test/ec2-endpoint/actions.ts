@@ -1,7 +1,7 @@
 // The EC2 actions the stand-in speaks: parameters read as the EC2 API reference names them, answers in EC2's XML.
 import { parseCidr } from './cidr.ts';
 import { Ec2Error } from './errors.ts';
-import { OWNER_ID, validateTags, type Ec2Model, type Group, type PermissionInput, type Rule } from './model.ts';
+import { OWNER_ID, validateTags, type Ec2Model, type Group, type NetworkInterface, type PermissionInput, type Rule } from './model.ts';
 import type { QueryParams } from './query.ts';
 import { el, items, type Xml } from './xml.ts';
 
@@ -61,6 +61,33 @@ export const ACTIONS: Record<string, Handler> = {
     groups = groups.filter((g) => filters.every((f) => f.match(groupFilterValues(g, f.name))));
     const page = paginate(q, groups);
     return [items('securityGroupInfo', page.items.map(groupXml)), el('nextToken', page.nextToken)];
+  },
+
+  DescribeNetworkInterfaces(model, q) {
+    const ids = q.values('NetworkInterfaceId');
+    for (const id of ids) {
+      if (!model.networkInterfaces.has(id)) throw new Ec2Error('InvalidNetworkInterfaceID.NotFound', `The networkInterface ID '${id}' does not exist`);
+    }
+    const filters = readFilters(q, ['group-id', 'network-interface-id', 'attachment.instance-id', 'vpc-id'], true);
+    let nis = [...model.networkInterfaces.values()];
+    if (ids.length > 0) nis = nis.filter((n) => ids.includes(n.id));
+    nis = nis.filter((n) => filters.every((f) => f.match(niFilterValues(n, f.name))));
+    const page = paginate(q, nis);
+    return [
+      items('networkInterfaceSet', page.items.map((n) => [
+        el('networkInterfaceId', n.id),
+        el('subnetId', n.subnetId),
+        el('vpcId', n.vpcId),
+        el('description', n.description),
+        el('ownerId', OWNER_ID),
+        el('status', n.instanceId ? 'in-use' : 'available'),
+        el('privateIpAddress', n.privateIpAddress),
+        el('interfaceType', 'interface'),
+        n.instanceId ? el('attachment', [el('attachmentId', `eni-attach-${n.id.slice(4)}`), el('instanceId', n.instanceId), el('instanceOwnerId', OWNER_ID), el('deviceIndex', 0), el('status', 'attached')]) : el('attachment', undefined),
+        items('groupSet', n.groups.map((g) => [el('groupId', g), el('groupName', model.groups.get(g)?.name ?? g)])),
+      ])),
+      el('nextToken', page.nextToken),
+    ];
   },
 
   CreateTags(model, q) {
@@ -171,6 +198,14 @@ function readFilters(q: QueryParams, names: string[], allowTagFilters: boolean):
 function wildcard(pattern: string): RegExp {
   const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 's');
+}
+
+function niFilterValues(n: NetworkInterface, name: string): string[] {
+  if (name === 'group-id') return n.groups;
+  if (name === 'network-interface-id') return [n.id];
+  if (name === 'attachment.instance-id') return n.instanceId ? [n.instanceId] : [];
+  if (name === 'vpc-id') return [n.vpcId];
+  return [];
 }
 
 function ruleFilterValues(r: Rule, name: string): string[] {

@@ -43,8 +43,28 @@ export interface PermissionInput {
 const DESCRIPTION = /^[a-zA-Z0-9. _\-:/()#,@[\]+=&;{}!$*]{0,255}$/;
 const MAX_TAGS = 50;
 
+/** A network interface, as DescribeNetworkInterfaces answers it: its groups and what it is attached to. */
+export interface NetworkInterface {
+  id: string;
+  groups: string[];
+  instanceId?: string | undefined;
+  description: string;
+  subnetId: string;
+  vpcId: string;
+  privateIpAddress: string;
+}
+
 export class Ec2Model {
   readonly groups = new Map<string, Group>();
+  readonly networkInterfaces = new Map<string, NetworkInterface>();
+
+  /** An ENI in `groups` (which must exist), attached to `instanceId` if given (a launched instance's primary ENI). */
+  addNetworkInterface(ni: Omit<NetworkInterface, 'description' | 'subnetId' | 'vpcId' | 'privateIpAddress'> & Partial<NetworkInterface>): NetworkInterface {
+    for (const g of ni.groups) this.group(g);
+    const full: NetworkInterface = { description: '', subnetId: 'subnet-0abc1234', vpcId: 'vpc-0abc1234', privateIpAddress: '10.0.0.10', ...ni };
+    this.networkInterfaces.set(full.id, full);
+    return full;
+  }
   /**
    * Inbound rules per group, counted separately for IPv4 and IPv6 as the VPC quota is (default 60).
    * A rule that references a group counts against both.

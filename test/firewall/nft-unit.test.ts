@@ -33,8 +33,8 @@ function recorder() {
 function baselineListing(script: string): unknown[] {
   const out: unknown[] = [];
   for (const line of script.split('\n')) {
-    let m = /^add set inet \w+ (\w+) \{ type ([^;]+);(?: flags ([^;]+);)?(?: timeout (\d+)s;)? \}$/.exec(line);
-    if (m) out.push({ set: { name: m[1], type: m[2]!.split(' . '), ...(m[3] ? { flags: m[3].split(',') } : {}), ...(m[4] ? { timeout: Number(m[4]) } : {}) } });
+    let m = /^add set inet \w+ (\w+) \{ type ([^;]+);(?: flags ([^;]+);)?(?: timeout (\d+)s;)?(?: size (\d+);)?( counter;)? \}$/.exec(line);
+    if (m) out.push({ set: { name: m[1], type: m[2]!.split(' . '), ...(m[3] ? { flags: m[3].split(',') } : {}), ...(m[4] ? { timeout: Number(m[4]) } : {}), ...(m[5] ? { size: Number(m[5]) } : {}), ...(m[6] ? { stmt: [{ counter: null }] } : {}) } });
     m = /^add element inet \w+ (\w+) \{ (.+) \}$/.exec(line);
     if (m) {
       const set = out.find((x) => (x as { set?: { name: string } }).set?.name === m![1]) as { set: { elem?: unknown[] } };
@@ -42,11 +42,27 @@ function baselineListing(script: string): unknown[] {
     }
     m = /^add chain inet \w+ (\w+)(?: \{ type (\w+) hook (\w+) priority (-?\d+); policy (\w+); \})?$/.exec(line);
     if (m) out.push({ chain: { name: m[1], ...(m[2] ? { type: m[2], hook: m[3], prio: Number(m[4]), policy: m[5] } : {}) } });
+    // The blocked chain's statements: the attempt-set update and the overflow counter.
+    m = /^add rule inet \w+ (\w+) update @(\w+) \{ (.+) \} drop comment "(.+)"$/.exec(line);
+    if (m) {
+      const keys = m[3]!.split(' . ').map((k) => { const [a, b] = k.split(' '); return a === 'meta' ? { meta: { key: b } } : { payload: { protocol: a, field: b } }; });
+      out.push({ rule: { chain: m[1], comment: m[4], expr: [{ set: { op: 'update', elem: { concat: keys }, set: `@${m[2]}` } }, { drop: null }] } });
+      continue;
+    }
+    m = /^add rule inet \w+ (\w+) counter drop comment "(.+)"$/.exec(line);
+    if (m) {
+      out.push({ rule: { chain: m[1], comment: m[2], expr: [{ counter: { packets: 0, bytes: 0 } }, { drop: null }] } });
+      continue;
+    }
     m = /^add rule inet \w+ (\w+) (?:(.+?) @(\w+) )?(accept|drop|jump \w+) comment "(.+)"$/.exec(line);
     if (m) {
+      // `ct state a,b` before the lookup (the keep rules) is a match of its own.
+      const ct = /^ct state (\S+) (.+)$/.exec(m[2] ?? '');
+      if (ct) m[2] = ct[2]!;
+      const ctMatch = ct ? [{ match: { op: 'in', left: { ct: { key: 'state' } }, right: ct[1]!.split(',') } }] : [];
       const keys = (m[2] ?? '').split(' . ').filter(Boolean).map((k) => { const [a, b] = k.split(' '); return a === 'meta' ? { meta: { key: b } } : { payload: { protocol: a, field: b } }; });
       const verdict = m[4]!.startsWith('jump') ? { jump: { target: m[4]!.split(' ')[1] } } : { [m[4]!]: null };
-      out.push({ rule: { chain: m[1], comment: m[5], expr: [...(m[3] ? [{ match: { op: '==', left: keys.length > 1 ? { concat: keys } : keys[0], right: `@${m[3]}` } }] : []), verdict] } });
+      out.push({ rule: { chain: m[1], comment: m[5], expr: [...ctMatch, ...(m[3] ? [{ match: { op: '==', left: keys.length > 1 ? { concat: keys } : keys[0], right: `@${m[3]}` } }] : []), verdict] } });
     }
   }
   return out;

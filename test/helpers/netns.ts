@@ -93,13 +93,44 @@ rl.on('line', (line) => {
 console.log(JSON.stringify({ ready: true }));
 `;
 
+const ECHO = `
+const net = require('node:net');
+const s = net.createServer((c) => { c.on('data', (d) => c.write(d)); c.on('error', () => {}); });
+s.listen({ port: Number(process.argv[1]), host: '::', ipv6Only: false }, () => console.log('ready'));
+`;
+
+// One long-lived TCP connection from the client namespace: each stdin line is sent, each echo reported.
+const SESSION = `
+const net = require('node:net');
+const s = net.connect({ host: process.argv[1], port: Number(process.argv[2]) });
+s.setNoDelay(true);
+s.on('connect', () => console.log(JSON.stringify({ connected: true })));
+s.on('data', (d) => console.log(JSON.stringify({ echo: d.toString() })));
+s.on('error', (e) => console.log(JSON.stringify({ error: e.code })));
+s.on('close', () => { console.log(JSON.stringify({ closed: true })); process.exit(0); });
+require('node:readline').createInterface({ input: process.stdin }).on('line', (l) => s.write(l));
+`;
+
+/** A TCP connection held open from the client namespace (to an echo server the lab started). */
+export interface Session {
+  /** Sends `text`; true when its echo comes back within `timeoutMs`. */
+  send(text: string, timeoutMs?: number): Promise<boolean>;
+  close(): void;
+}
+
 export interface Lab {
+  /** Starts a TCP echo server on `port` in the gateway namespace (both families, every address). */
+  echo(port: number): Promise<void>;
+  /** Opens one TCP connection from the client namespace; resolves once it is connected, rejects when it cannot connect. */
+  session(host: string, port: number): Promise<Session>;
   gw: string;
   client: string;
   /** True when a TCP connect (or a UDP echo) from the client namespace to host:port completes within timeoutMs. */
   connect(host: string, port?: number, timeoutMs?: number, proto?: 'tcp' | 'udp'): Promise<boolean>;
   /** The same, from another source address of the client namespace (`LAB_ADDR.stranger4`: a source no grant names). */
   probe(host: string, opts: { port?: number; timeoutMs?: number; proto?: 'tcp' | 'udp'; from?: string }): Promise<boolean>;
+  /** Adds source addresses to the client namespace in one `ip -batch` (any prefix; the gateway routes them back over the veth). */
+  addClientAddresses(addrs: string[]): void;
   destroy(): Promise<void>;
 }
 
@@ -162,6 +193,50 @@ export async function createLab(ports: number[] = [3389], opts: { id?: string } 
       gw,
       client,
       destroy,
+      async echo(port) {
+        const l = spawn('ip', ['netns', 'exec', gw, process.execPath, '-e', ECHO, String(port)]);
+        children.push(l);
+        await firstLine(l, 'ready');
+      },
+      async session(host, port) {
+        const c = spawn('ip', ['netns', 'exec', client, process.execPath, '-e', SESSION, host, String(port)]);
+        children.push(c);
+        const waiting: ((m: { echo?: string; connected?: boolean; error?: string; closed?: boolean }) => void)[] = [];
+        createInterface({ input: c.stdout }).on('line', (line) => {
+          const m = JSON.parse(line) as { echo?: string };
+          for (const w of [...waiting]) w(m);
+        });
+        await new Promise<void>((resolve, reject) => {
+          waiting.push((m) => (m.connected ? resolve() : m.error || m.closed ? reject(new Error(`session to ${host}:${port}: ${m.error ?? 'closed'}`)) : undefined));
+        });
+        waiting.length = 0;
+        return {
+          send(text, timeoutMs = 1500) {
+            return new Promise<boolean>((resolve) => {
+              let got = '';
+              const done = (ok: boolean) => {
+                clearTimeout(t);
+                waiting.splice(waiting.indexOf(on), 1);
+                resolve(ok);
+              };
+              const on = (m: { echo?: string }) => {
+                if (m.echo !== undefined) got += m.echo;
+                if (got.includes(text)) done(true);
+              };
+              const t = setTimeout(() => done(false), timeoutMs);
+              waiting.push(on);
+              c.stdin.write(`${text}\n`);
+            });
+          },
+          close: () => c.kill('SIGKILL'),
+        };
+      },
+      addClientAddresses(addrs) {
+        run(['ip', '-n', client, '-batch', '-'], addrs.map((a) => `addr add ${a}/32 dev v1`).join('\n') + '\n');
+        // Routes back for addresses outside the lab's /24, so the gateway's reverse-path check never drops them first.
+        const outside = [...new Set(addrs.filter((a) => !a.startsWith('10.77.0.')).map((a) => a.split('.').slice(0, 2).join('.')))];
+        for (const p of outside) spawnSync('ip', ['-n', gw, 'route', 'add', `${p}.0.0/16`, 'dev', 'v0']);
+      },
       connect(host, port = 3389, timeoutMs = 700, proto = 'tcp') {
         return lab.probe(host, { port, timeoutMs, proto });
       },
