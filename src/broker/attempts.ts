@@ -2,12 +2,10 @@
 // deltas, counts them for /metrics, audits one `gate.attempts` summary per window and raises
 // `gate.alert` events (a source above the configured rate; attempts on a port while it is open for
 // someone else) that the notifier forwards. The kernel counts; the broker only reads and subtracts.
-import type { AttemptCount, AttemptReading } from '../firewall/nft-attempts.ts';
-import { hasAttemptCounter } from '../firewall/nft-attempts.ts';
-import type { FirewallAdapter } from '../firewall/port.ts';
+import { hasAttemptCounter, type AttemptCount, type AttemptReading, type FirewallAdapter } from '../firewall/port.ts';
 import { errorFields, type Logger } from '../log.ts';
 import type { Store } from '../store/store.ts';
-import { parseCidr, cidrRange, toBigInt } from '../firewall/nft-values.ts';
+import { cidrContains, parseAddress, parseCidr } from '../net/cidr.ts';
 
 export interface AttemptsSettings {
   /** A `gate.attempts` summary is audited when a window with attempts closes. */
@@ -176,12 +174,7 @@ export class AttemptWatcher {
 }
 
 function covers(cidr: string, address: string): boolean {
-  try {
-    const c = parseCidr(cidr.includes('/') ? cidr : `${cidr}/${cidr.includes(':') ? 128 : 32}`);
-    const [lo, hi] = cidrRange(c);
-    const v = toBigInt(address, c.family);
-    return v >= lo && v <= hi;
-  } catch {
-    return false;
-  }
+  const a = parseAddress(address);
+  const c = parseCidr(cidr.includes('/') ? cidr : `${cidr}/${cidr.includes(':') ? 128 : 32}`);
+  return a !== undefined && c !== undefined && cidrContains(c, a);
 }

@@ -2,39 +2,9 @@
 // overflow rule's counter out of one `nft -j list table`. Types only otherwise: the broker reads them.
 import { OVERFLOW_RULE, attemptSet } from './nft-baseline.ts';
 import { canonicalIp } from './nft-values.ts';
+import type { AttemptCount } from './port.ts';
 
-/** Dropped packets of one source to one destination, protocol and port, while its element lives. */
-export interface AttemptCount {
-  /** The target whose destination and port the packets were for (undefined: none this table guards now). */
-  targetId: string | undefined;
-  source: string;
-  destination: string;
-  protocol: string;
-  port: number;
-  /** The kernel's counter: it only grows while the element lives, and starts again once it timed out. */
-  packets: number;
-  /** Seconds until the element is forgotten (the set's timeout after its last packet). */
-  expiresIn: number | undefined;
-}
-
-export interface AttemptReading {
-  scope: string;
-  counts: AttemptCount[];
-  /** Packets dropped while both sets were full (their sources are not in `counts`); grows until the table is rebuilt. */
-  overflow: number;
-  /** The bound of each set. */
-  size: number;
-}
-
-/** A backend whose drop path counts attempts per source. */
-export interface AttemptCounter {
-  readonly scope: string;
-  readAttempts(): Promise<AttemptReading>;
-}
-
-export function hasAttemptCounter(x: unknown): x is AttemptCounter {
-  return typeof (x as { readAttempts?: unknown } | null)?.readAttempts === 'function';
-}
+export { hasAttemptCounter, type AttemptCount, type AttemptCounter, type AttemptReading } from './port.ts';
 
 type Json = Record<string, unknown>;
 const PROTO: Record<string, string> = { 6: 'tcp', 17: 'udp', tcp: 'tcp', udp: 'udp' };

@@ -101,3 +101,37 @@ export interface ExposureScanner {
   scanExposure(ports: number[]): Promise<Exposure[]>;
   fixExposure(items: Exposure[]): Promise<void>;
 }
+
+// Attempt counters: a backend whose drop path counts blocked packets per source (nftables' attempts sets).
+/** Dropped packets of one source to one destination, protocol and port, while its element lives. */
+export interface AttemptCount {
+  /** The target whose destination and port the packets were for (undefined: none this table guards now). */
+  targetId: string | undefined;
+  source: string;
+  destination: string;
+  protocol: string;
+  port: number;
+  /** The kernel's counter: it only grows while the element lives, and starts again once it timed out. */
+  packets: number;
+  /** Seconds until the element is forgotten (the set's timeout after its last packet). */
+  expiresIn: number | undefined;
+}
+
+export interface AttemptReading {
+  scope: string;
+  counts: AttemptCount[];
+  /** Packets dropped while both sets were full (their sources are not in `counts`); grows until the table is rebuilt. */
+  overflow: number;
+  /** The bound of each set. */
+  size: number;
+}
+
+/** A backend whose drop path counts attempts per source. */
+export interface AttemptCounter {
+  readonly scope: string;
+  readAttempts(): Promise<AttemptReading>;
+}
+
+export function hasAttemptCounter(x: unknown): x is AttemptCounter {
+  return typeof (x as { readAttempts?: unknown } | null)?.readAttempts === 'function';
+}
