@@ -150,6 +150,8 @@ export async function run(): Promise<BenchRow[]> {
       { bench: 'connect', metric: 'Portcullis request → 201 answer, median', value: ms(answered.median), unit: 'ms', note: `p99 ${ms(answered.p99)} ms; the same requests as above` },
       { bench: 'connect', metric: 'Portcullis server: request handling, mean', value: ms(request * 1000), unit: 'ms', note: `portcullis_request_seconds over the ${after.requestCount - before.requestCount} requests` },
       { bench: 'connect', metric: 'Portcullis server: nftables open, mean', value: ms(nftOpen * 1000), unit: 'ms', note: `portcullis_firewall_operation_seconds{op="open"} over ${after.openCount - before.openCount} opens (part of the request)` },
+      { bench: 'connect', metric: 'Portcullis server: request outside the firewall call, mean', value: ms((request - nftOpen) * 1000), unit: 'ms', note: 'authentication, policy, store writes and audit before and after the open' },
+      { bench: 'connect', metric: 'Portcullis first connect → 201 answer, median', value: ms(stats(pcSamples.map((s) => s.answer! - s.open)).median), unit: 'ms', note: 'what the request still does after the port is open (store write, audit, answer)' },
       { bench: 'connect', metric: 'Portcullis expiry → closed, median', value: ms(closed.median), unit: 'ms', note: `1 s grants; from expiresAt to the first connect of the closing streak; p99 ${ms(closed.p99)} ms` },
     ];
     for (const k of knockers) {
