@@ -120,26 +120,6 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
     });
 
     const seconds = (d: string) => parseDuration(d)!;
-    const broker = new Broker({
-      store,
-      policy: () => policy,
-      firewalls: instrumentFirewalls(firewalls, metrics),
-      targets: config.targets,
-      log,
-      clock: opts.clock,
-      limits: {
-        minDurationSeconds: seconds(config.grants.minDuration),
-        maxDurationSeconds: seconds(config.grants.maxDuration),
-        pendingTimeoutSeconds: seconds(config.grants.pendingTimeout),
-        reasonPattern: config.grants.reasonPattern === undefined ? undefined : new RegExp(config.grants.reasonPattern, 'u'),
-        maxActivePerUser: config.grants.maxActivePerUser,
-        maxSource: config.policy.maxSourcePrefix,
-        mfaMaxAgeSeconds: seconds(config.oidc.mfa.maxAge),
-        timeZone: config.policy.timeZone,
-        adminGroups: config.grants.adminGroups,
-        auditReaderGroups: config.audit.readerGroups,
-      },
-    });
     const attempts = new AttemptWatcher({
       store,
       firewalls,
@@ -155,6 +135,27 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
           metrics.gateAttemptsBySource.reset();
           for (const s of top) metrics.gateAttemptsBySource.set({ source: s.source, target: s.target ?? '-', port: String(s.port), protocol: s.protocol }, s.count);
         },
+      },
+    });
+    const broker = new Broker({
+      store,
+      policy: () => policy,
+      firewalls: instrumentFirewalls(firewalls, metrics),
+      targets: config.targets,
+      log,
+      clock: opts.clock,
+      currentAttempts: () => attempts.current(),
+      limits: {
+        minDurationSeconds: seconds(config.grants.minDuration),
+        maxDurationSeconds: seconds(config.grants.maxDuration),
+        pendingTimeoutSeconds: seconds(config.grants.pendingTimeout),
+        reasonPattern: config.grants.reasonPattern === undefined ? undefined : new RegExp(config.grants.reasonPattern, 'u'),
+        maxActivePerUser: config.grants.maxActivePerUser,
+        maxSource: config.policy.maxSourcePrefix,
+        mfaMaxAgeSeconds: seconds(config.oidc.mfa.maxAge),
+        timeZone: config.policy.timeZone,
+        adminGroups: config.grants.adminGroups,
+        auditReaderGroups: config.audit.readerGroups,
       },
     });
     closers.push(() => attempts.flush());

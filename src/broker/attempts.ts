@@ -28,6 +28,27 @@ export interface SourceCount {
   lastSeen: number;
 }
 
+/** The detail of a `gate.attempts` event: one window's blocked attempts, its busiest sources by name. */
+export interface WindowSummary {
+  from: string;
+  to: string;
+  total: number;
+  sources: number;
+  overflow: number;
+  top: AttemptsRow[];
+}
+
+/** One source's attempts on one target, protocol and port, with ISO first and last seen. */
+export interface AttemptsRow {
+  source: string;
+  target: string | null;
+  port: number;
+  protocol: string;
+  count: number;
+  firstSeen: string;
+  lastSeen: string;
+}
+
 export interface AttemptsHooks {
   /** New blocked attempts since the last sweep, per target, port and protocol. */
   onAttempts?: (target: string, port: number, protocol: string, n: number) => void;
@@ -93,15 +114,22 @@ export class AttemptWatcher {
 
   /** Audits the current window's summary now (at shutdown, or when its time is up), if it saw anything. */
   async flush(now = this.now()): Promise<void> {
-    const w = this.window;
+    const detail = this.current(now);
     this.window = this.freshWindow(now);
-    if (w.sources.size === 0 && w.overflow === 0) return;
+    if (!detail) return;
+    await this.deps.store
+      .audit({ type: 'gate.attempts', actor: 'system:gate', detail: { ...detail } })
+      .catch((e: unknown) => this.deps.log.warn('attempts: could not audit the window summary', errorFields(e)));
+  }
+
+  /** The window in progress, shaped as its `gate.attempts` summary will be; undefined while it saw nothing. */
+  current(now = this.now()): WindowSummary | undefined {
+    const w = this.window;
+    if (w.sources.size === 0 && w.overflow === 0) return undefined;
     const all = [...w.sources.values()].sort((a, b) => b.count - a.count || a.firstSeen - b.firstSeen);
     const total = all.reduce((n, s) => n + s.count, 0);
     const top = all.slice(0, this.deps.settings.top).map((s) => ({ ...s, firstSeen: new Date(s.firstSeen).toISOString(), lastSeen: new Date(s.lastSeen).toISOString() }));
-    await this.deps.store
-      .audit({ type: 'gate.attempts', actor: 'system:gate', detail: { from: new Date(w.from).toISOString(), to: new Date(now).toISOString(), total, sources: new Set(all.map((s) => s.source)).size, overflow: w.overflow, top } })
-      .catch((e: unknown) => this.deps.log.warn('attempts: could not audit the window summary', errorFields(e)));
+    return { from: new Date(w.from).toISOString(), to: new Date(now).toISOString(), total, sources: new Set(all.map((s) => s.source)).size, overflow: w.overflow, top };
   }
 
   private freshWindow(from: number) {

@@ -25,7 +25,7 @@ export async function queryAudit(store: Pick<Store, 'auditEvents'>, filter: Audi
   let matched = 0;
   let after = 0;
   for (;;) {
-    const page = await store.auditEvents({ afterSeq: after, limit: PAGE, grant: filter.grant || undefined });
+    const page = await store.auditEvents(pageOf(after, filter));
     for (const e of page) {
       if (!matches(e, filter)) continue;
       matched += 1;
@@ -42,11 +42,16 @@ export async function queryAudit(store: Pick<Store, 'auditEvents'>, filter: Audi
 export async function* exportAudit(store: Pick<Store, 'auditEvents'>, filter: AuditFilter): AsyncGenerator<AuditEvent> {
   let after = 0;
   for (;;) {
-    const page = await store.auditEvents({ afterSeq: after, limit: PAGE, grant: filter.grant || undefined });
+    const page = await store.auditEvents(pageOf(after, filter));
     for (const e of page) if (matches(e, filter)) yield e;
     if (page.length < PAGE) return;
     after = page[page.length - 1]!.seq;
   }
+}
+
+/** The filters the database applies itself; `matches` applies the rest. */
+function pageOf(after: number, f: AuditFilter) {
+  return { afterSeq: after, limit: PAGE, grant: f.grant || undefined, type: f.type || undefined, fromTime: f.from };
 }
 
 export function matches(e: AuditEvent, f: AuditFilter): boolean {

@@ -15,6 +15,7 @@ import { activate, openRule, requestAccess, type RequestContext, type RequestOut
 import type { AccessRequestInput } from './validate.ts';
 import type { AuditFilter } from './audit-query.ts';
 import type { InboxItem } from './inbox.ts';
+import type { AttemptsReport } from './attempts-report.ts';
 
 export type { BrokerDeps, BrokerLimits, GrantListener } from './core.ts';
 export type { RequestContext, RequestOutcome } from './request.ts';
@@ -147,6 +148,11 @@ export class Broker {
   /** Every matching audit event for an audit reader, streamed (FORBIDDEN for anyone else). */
   exportAudit(principal: Principal, filter: AuditFilter): AsyncGenerator<AuditEvent> {
     return queries.exportAuditTrail(this.core, principal, filter);
+  }
+
+  /** Who knocked on the gate since then, per source and target (FORBIDDEN for anyone but an admin). */
+  attemptsReport(principal: Principal, opts: { sinceMs: number; target?: string | undefined }): Promise<AttemptsReport> {
+    return queries.attemptsReport(this.core, principal, opts);
   }
 
   verifyAudit(principal: Principal): Promise<VerifyResult & { headSeq: number }> {

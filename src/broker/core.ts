@@ -9,6 +9,7 @@ import type { PolicyDecision, PolicyEngine, PolicyQuery } from '../policy/port.t
 import type { Store } from '../store/store.ts';
 import type { Channel, Grant, GrantId, Principal } from '../domain/index.ts';
 import { parseSource, type Source, type SourceLimits } from './source.ts';
+import type { WindowSummary } from './attempts.ts';
 
 export interface BrokerLimits {
   minDurationSeconds: number;
@@ -34,6 +35,8 @@ export interface BrokerDeps {
   limits: BrokerLimits;
   log: Logger;
   clock?: () => number;
+  /** The attempts window in progress of this process's watcher (attempts-report.ts). */
+  currentAttempts?: () => WindowSummary | undefined;
 }
 
 export type GrantListener = (grant: Grant) => void;

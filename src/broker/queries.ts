@@ -9,6 +9,7 @@ import type { BrokerCore } from './core.ts';
 import { approvable } from './approvals.ts';
 import { exportAudit, queryAudit, type AuditFilter } from './audit-query.ts';
 import { approverInbox, type InboxItem } from './inbox.ts';
+import { attemptsReport as report, type AttemptsReport } from './attempts-report.ts';
 import { canonicalAddress } from './source.ts';
 
 /** A grant the principal may see; approvers also see the pending requests they may decide. */
@@ -97,6 +98,12 @@ export async function searchAudit(core: BrokerCore, principal: Principal, filter
 export function exportAuditTrail(core: BrokerCore, principal: Principal, filter: AuditFilter): AsyncGenerator<AuditEvent> {
   requireAuditReader(core, principal);
   return exportAudit(core.store, filter);
+}
+
+/** Blocked attempts on the gate since `sinceMs` (the window in progress included), for administrators only. */
+export async function attemptsReport(core: BrokerCore, principal: Principal, opts: { sinceMs: number; target?: string | undefined }): Promise<AttemptsReport> {
+  if (!core.isAdmin(principal)) throw new PortcullisError('FORBIDDEN', 'who knocks on the gate is for members of grants.adminGroups');
+  return report({ store: core.store, current: core.deps.currentAttempts }, opts);
 }
 
 /** Any signed-in principal may ask whether the chain verifies (the answer holds no events). */

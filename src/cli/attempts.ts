@@ -1,57 +1,11 @@
-// `portcullis attempts`: who knocked on the gate, summed from the `gate.attempts` summaries in the audit trail.
+// `portcullis attempts`: who knocked on the gate, summed from the `gate.attempts` summaries in the audit trail
+// (the broker's attempts report; the window in progress is the running broker's, shown in /admin).
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseDuration } from '../config/duration.ts';
 import { loadConfig } from '../config/load.ts';
-import { queryAudit } from '../broker/audit-query.ts';
+import { attemptsReport, type AttemptsReport } from '../broker/attempts-report.ts';
 import { openDb } from '../store/db.ts';
 import { Store } from '../store/store.ts';
-
-interface Row {
-  source: string;
-  target: string | null;
-  port: number;
-  protocol: string;
-  count: number;
-  firstSeen: string;
-  lastSeen: string;
-}
-
-export interface AttemptsSummary {
-  since: string;
-  windows: number;
-  total: number;
-  overflow: number;
-  sources: Row[];
-}
-
-/** Sums the windows' top sources per source, target, protocol and port (busiest first). */
-export function summarise(events: { detail?: Record<string, unknown> | undefined }[], since: number, target?: string): AttemptsSummary {
-  const rows = new Map<string, Row>();
-  let total = 0;
-  let overflow = 0;
-  let windows = 0;
-  for (const e of events) {
-    const d = e.detail ?? {};
-    const top = Array.isArray(d.top) ? (d.top as Row[]) : [];
-    const mine = target === undefined ? top : top.filter((r) => r.target === target);
-    if (target !== undefined && mine.length === 0) continue;
-    windows += 1;
-    total += target === undefined ? Number(d.total ?? 0) : mine.reduce((n, r) => n + r.count, 0);
-    if (target === undefined) overflow += Number(d.overflow ?? 0);
-    for (const r of mine) {
-      const k = `${r.source}|${r.target}|${r.protocol}|${r.port}`;
-      const have = rows.get(k);
-      if (!have) rows.set(k, { ...r });
-      else {
-        have.count += r.count;
-        if (r.firstSeen < have.firstSeen) have.firstSeen = r.firstSeen;
-        if (r.lastSeen > have.lastSeen) have.lastSeen = r.lastSeen;
-      }
-    }
-  }
-  const sources = [...rows.values()].sort((a, b) => b.count - a.count || a.source.localeCompare(b.source));
-  return { since: new Date(since).toISOString(), windows, total, overflow, sources };
-}
 
 export function registerAttemptsCommand(program: Command): void {
   program
@@ -63,15 +17,12 @@ export function registerAttemptsCommand(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .addHelpText('after', '\nExit codes: 0 read, 1 the store could not be read, 2 usage errors.\n\nExamples:\n  portcullis attempts --since 24h\n  portcullis attempts --target acme-dc01 --json')
     .action(async (opts: { since: number; target?: string; config?: string; json?: boolean }) => {
-      let summary: AttemptsSummary;
+      let summary: AttemptsReport;
       try {
         const config = loadConfig({ path: opts.config ?? process.env.PORTCULLIS_CONFIG });
         const db = await openDb(config.store.url);
         try {
-          const since = Date.now() - opts.since;
-          // A window that ended after `since` is counted whole: summaries are the unit the trail keeps.
-          const { events } = await queryAudit(new Store(db), { type: 'gate.attempts', from: since }, 100_000);
-          summary = summarise(events, since, opts.target);
+          summary = await attemptsReport({ store: new Store(db) }, { sinceMs: Date.now() - opts.since, target: opts.target });
         } finally {
           await db.close();
         }

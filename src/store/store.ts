@@ -422,9 +422,12 @@ export class Store {
     return { ...result, headSeq: Number(head.seq) };
   }
 
-  async auditEvents(filter: { afterSeq?: number; grant?: string; limit?: number } = {}): Promise<AuditEvent[]> {
+  /** Events after `afterSeq` in seq order; `type` and `fromTime` (epoch ms, inclusive) are filtered by the database. */
+  async auditEvents(filter: { afterSeq?: number; grant?: string | undefined; type?: string | undefined; fromTime?: number | undefined; limit?: number } = {}): Promise<AuditEvent[]> {
     let q = this.db.selectFrom('audit_events').select(['body', 'hash']).where('seq', '>', filter.afterSeq ?? 0);
     if (filter.grant) q = q.where('grant_id', '=', filter.grant);
+    if (filter.type) q = q.where('type', '=', filter.type);
+    if (filter.fromTime !== undefined) q = q.where('time', '>=', filter.fromTime);
     const rows = await q.orderBy('seq').limit(filter.limit ?? 1000).execute();
     return rows.map((r) => ({ ...(JSON.parse(r.body) as Omit<AuditEvent, 'hash'>), hash: r.hash }));
   }
