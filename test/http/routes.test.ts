@@ -205,4 +205,35 @@ describe('HTTP routes (supertest, in process)', () => {
     assert.equal((await post('/grants/g_0123456789abcdef/extend', { duration: '1h' })).status, 404);
     assert.equal((await post('/grants/g_0123456789abcdef/deny', {})).status, 404);
   });
+  test('admin view, knocks on the gate: per target and source for 1h / 24h / 7d; not for non-admins; a bad since is a 400 naming it', async () => {
+    const at = new Date().toISOString();
+    const top = [
+      { source: '203.0.113.7', target: 'demo-dc01', port: 3389, protocol: 'tcp', count: 120, firstSeen: at, lastSeen: at },
+      { source: '198.51.100.9', target: 'demo-dc01', port: 3389, protocol: 'tcp', count: 4, firstSeen: at, lastSeen: at },
+      { source: '198.51.100.9', target: 'demo-pc', port: 3389, protocol: 'udp', count: 2, firstSeen: at, lastSeen: at },
+    ];
+    await broker.app.store.audit({ type: 'gate.attempts', actor: 'system:gate', detail: { from: at, to: at, total: 131, sources: 2, overflow: 5, top } });
+    const section = (html: string) => /<section class="card" aria-labelledby="attempts-h"[\s\S]*?<\/section>/.exec(html)?.[0] ?? '';
+    for (const since of ['1h', '24h', '7d', undefined]) {
+      const res = await request(http).get(`/admin${since ? `?since=${since}` : ''}`).set('Cookie', cookie('ada')).expect(200);
+      assertPageHeaders(res);
+      const s = section(res.text);
+      assert.match(s, /<h2 id="attempts-h">Knocks on the gate<\/h2>/);
+      assert.match(s, new RegExp(`data-since="${since ?? '24h'}" aria-current="true"|aria-current="true" data-since="${since ?? '24h'}"`), 'the chosen period is marked');
+      assert.match(s, /data-total="131" data-overflow="5"/);
+      assert.match(s, /5 dropped while the per-source set was full/);
+      assert.match(s, /<tr data-target="demo-dc01"><td><strong>demo-dc01<\/strong><\/td><td data-count="124">124<\/td><td>2<\/td>/);
+      assert.match(s, /<tr data-source="203\.0\.113\.7" data-target="demo-dc01"><td><code>203\.0\.113\.7<\/code><\/td><td>demo-dc01<\/td><td>tcp\/3389<\/td><td data-count="120">/);
+      assert.match(s, /<tr data-source="198\.51\.100\.9" data-target="demo-pc">.*?udp\/3389<\/td><td data-count="2">/);
+      assert.match(s, /<time datetime="[^"]+">\d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2} /, 'first and last seen with a date and a zone');
+    }
+    await request(http).get('/admin?since=1h').set('Cookie', cookie('alice')).expect(403);
+    for (const bad of ['2h', '', 'forever', '1h&since=7d']) {
+      const res = await request(http).get(`/admin?since=${bad}`).set('Cookie', cookie('ada')).set('Accept', 'text/html').expect(400);
+      assert.match(res.text, /The since parameter must be one of 1h, 24h, 7d/, bad);
+    }
+    const json = await request(http).get('/admin?since=30d').set('Cookie', cookie('ada')).set('Accept', 'application/json').expect(400);
+    assert.equal(json.body.error.code, 'INVALID_REQUEST');
+    assert.match(json.body.error.message, /since/);
+  });
 });

@@ -315,12 +315,31 @@ describe('web UI: every demo persona in Chromium', () => {
     await checkPage(ada, 'audit-filtered', counts, { phoneShot: true });
     axeClean('audit-filtered');
 
+    // Knocks on the gate, as the watcher audits them: a busy source on the domain controller, one on the PC.
+    const at = new Date().toISOString();
+    await broker.app.store.audit({ type: 'gate.attempts', actor: 'system:gate', detail: { from: at, to: at, total: 233, sources: 2, overflow: 0, top: [
+      { source: '203.0.113.7', target: 'demo-dc01', port: 3389, protocol: 'tcp', count: 212, firstSeen: at, lastSeen: at },
+      { source: '198.51.100.23', target: 'demo-pc', port: 3389, protocol: 'tcp', count: 21, firstSeen: at, lastSeen: at },
+    ] } });
     await ada.goto(`${broker.url}/admin`);
     await ready(ada);
     assert.match((await ada.textContent('#scan')) ?? '', /No exposure scan is recorded yet/);
+    assert.equal(await ada.getAttribute('#attempts-total', 'data-total'), '233');
+    assert.equal(await ada.getAttribute('#attempts [aria-current=true]', 'data-since'), '24h');
+    assert.equal(await ada.textContent('#attempts-sources tr[data-source="203.0.113.7"] [data-count]'), '212');
     assert.match((await ada.textContent('#gates')) ?? '', /acme-pc01/);
     await checkPage(ada, 'admin', counts, { phoneShot: true });
     axeClean('admin');
+    await ada.click('#attempts a[data-since="7d"]');
+    await ada.waitForURL(/since=7d/);
+    await ready(ada);
+    assert.equal(await ada.getAttribute('#attempts [aria-current=true]', 'data-since'), '7d');
+    assert.match((await ada.textContent('#attempts-targets')) ?? '', /demo-dc01\s*212/);
+    await ada.locator('#attempts').scrollIntoViewIfNeeded();
+    await checkPage(ada, 'admin-attempts', counts);
+    axeClean('admin-attempts');
+    await ada.goto(`${broker.url}/admin`);
+    await ready(ada);
     const row = ada.locator('#live tbody tr', { hasText: 'acme-pc01' });
     await row.locator('[data-revoke]').click();
     await ada.waitForSelector('#live tbody tr .badge[data-state=closed]');

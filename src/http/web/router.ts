@@ -18,7 +18,7 @@ import { durationLabel, render, type NavItem } from './render.ts';
 export interface WebRouterDeps {
   /** The session-aware authn of web-auth: a GET needs no CSRF token. */
   authn: Authn;
-  broker: Pick<Broker, 'getGrant' | 'grantApprovals' | 'grantEvents' | 'listTargets' | 'approvable' | 'inbox' | 'listGrants' | 'isAdmin' | 'mayReadAudit' | 'durationLimit' | 'searchAudit' | 'exportAudit' | 'verifyAudit' | 'storeHealth'>;
+  broker: Pick<Broker, 'getGrant' | 'grantApprovals' | 'grantEvents' | 'listTargets' | 'approvable' | 'inbox' | 'listGrants' | 'isAdmin' | 'mayReadAudit' | 'durationLimit' | 'searchAudit' | 'exportAudit' | 'verifyAudit' | 'storeHealth' | 'attemptsReport'>;
   /** grants.minDuration / maxDuration / pendingTimeout in seconds: the form never offers what the broker refuses. */
   limits: { minDurationSeconds: number; maxDurationSeconds: number; pendingTimeoutSeconds?: number };
   /** The OIDC issuer once known (kept for callers; the CSP reads it in security.ts). */
@@ -31,6 +31,15 @@ export interface WebRouterDeps {
   log?: Logger;
 }
 
+/** The admin view's periods for blocked attempts (`?since=`). */
+const ATTEMPT_WINDOWS = [
+  { id: '1h', label: 'Last hour', ms: 3_600_000 },
+  { id: '24h', label: 'Last 24 hours', ms: 86_400_000 },
+  { id: '7d', label: 'Last 7 days', ms: 7 * 86_400_000 },
+] as const;
+const DEFAULT_WINDOW = '24h';
+/** Source rows shown; the rest is counted ("and N more", `portcullis attempts` lists them all). */
+const ATTEMPT_ROWS = 50;
 const NOT_SIGNED_IN = new Set(['AUTH_REQUIRED', 'IDP_UNAVAILABLE', 'TOKEN_MALFORMED', 'TOKEN_BAD_SIGNATURE', 'TOKEN_WRONG_ISSUER', 'TOKEN_WRONG_AUDIENCE', 'TOKEN_EXPIRED', 'TOKEN_INVALID', 'TOKEN_NOT_ID_TOKEN', 'TOKEN_BAD_SUBJECT', 'TOKEN_WRONG_AZP', 'TOKEN_ISSUED_IN_FUTURE', 'TOKEN_LIFETIME_TOO_LONG', 'TOKEN_TOO_OLD', 'TOKEN_AUTH_TIME_IN_FUTURE', 'MFA_REQUIRED', 'MFA_TOO_OLD']);
 const STATE_LABELS: Record<string, string> = { requested: 'Requested', pending: 'Waiting for approval', approved: 'Approved', opening: 'Opening…', active: 'Active', extending: 'Extending…', closing: 'Closing…', closed: 'Closed', denied: 'Denied', expired: 'Expired', failed: 'Failed' };
 /** Paths this router answers, with the methods each takes: anything else on them is 405, not 404. */
@@ -230,6 +239,9 @@ export function webRouter(deps: WebRouterDeps): Router {
       const p = await signedIn(req, res);
       if (!p) return;
       if (!deps.broker.isAdmin(p)) return forbidden(req, res, p, 'The admin view is for members of grants.adminGroups.');
+      const since = req.query.since === undefined ? DEFAULT_WINDOW : req.query.since;
+      const window = typeof since === 'string' ? ATTEMPT_WINDOWS.find((w) => w.id === since) : undefined;
+      if (!window) return message(req, res, p, 400, 'Bad request', `The since parameter must be one of ${ATTEMPT_WINDOWS.map((w) => w.id).join(', ')}; got "${String(since).slice(0, 40)}".`);
       const live = (await deps.broker.listGrants(p, { all: true, limit: 1000 })).filter((g) => LIVE_STATES.includes(g.state) || g.state === 'pending' || g.state === 'approved');
       const health = await checkHealth(deps.broker, deps.firewalls);
       const gates = deps.broker.listTargets().map((t) => {
@@ -240,7 +252,26 @@ export function webRouter(deps: WebRouterDeps): Router {
       const scans = (await deps.broker.searchAudit(p, {}, 5000)).events.filter((e) => e.type.startsWith('exposure.'));
       const last = scans[scans.length - 1];
       const scan = last ? { time: last.time, text: `${scans.filter((e) => e.time === last.time || Date.parse(last.time) - Date.parse(e.time) < 60_000).length} finding(s); the latest ${last.type === 'exposure.fixed' ? 'was removed' : 'could not be removed'} (${String(last.detail?.scope ?? '')} ${last.sourceIp ?? ''} port ${last.port ?? ''}).` } : undefined;
-      await page(res, p, 'admin', '/admin', 'Administration', { live, health, gates, scan });
+      const report = await deps.broker.attemptsReport(p, { sinceMs: Date.now() - window.ms });
+      const perTarget = new Map<string, { target: string; count: number; sources: Set<string>; firstSeen: string; lastSeen: string }>();
+      for (const r of report.sources) {
+        const id = r.target ?? '—';
+        const t = perTarget.get(id) ?? { target: id, count: 0, sources: new Set<string>(), firstSeen: r.firstSeen, lastSeen: r.lastSeen };
+        t.count += r.count;
+        t.sources.add(r.source);
+        if (r.firstSeen < t.firstSeen) t.firstSeen = r.firstSeen;
+        if (r.lastSeen > t.lastSeen) t.lastSeen = r.lastSeen;
+        perTarget.set(id, t);
+      }
+      const attempts = {
+        window,
+        windows: ATTEMPT_WINDOWS.map((w) => ({ ...w, current: w.id === window.id })),
+        report,
+        targets: [...perTarget.values()].sort((a, b) => b.count - a.count).map((t) => ({ ...t, sources: t.sources.size })),
+        sources: report.sources.slice(0, ATTEMPT_ROWS),
+        more: Math.max(0, report.sources.length - ATTEMPT_ROWS),
+      };
+      await page(res, p, 'admin', '/admin', 'Administration', { live, health, gates, scan, attempts });
     } catch (e) {
       next(e);
     }
@@ -338,7 +369,7 @@ export function webRouter(deps: WebRouterDeps): Router {
   function message(req: Request, res: Response, p: Principal | undefined, status: number, heading: string, text: string) {
     noStore(res);
     if (req.accepts(['html', 'json']) === 'json') {
-      res.status(status).json({ error: { code: status === 404 ? 'NOT_FOUND' : status === 405 ? 'METHOD_NOT_ALLOWED' : status === 403 ? 'FORBIDDEN' : 'INTERNAL', message: text } });
+      res.status(status).json({ error: { code: status === 400 ? 'INVALID_REQUEST' : status === 404 ? 'NOT_FOUND' : status === 405 ? 'METHOD_NOT_ALLOWED' : status === 403 ? 'FORBIDDEN' : 'INTERNAL', message: text } });
       return;
     }
     const links = [{ href: '/', label: p ? 'Back to your access' : 'Go to the start page', primary: true }];
