@@ -212,6 +212,8 @@ export const configSchema = z
         botToken: z.string().min(1),
         /** Channel id (C…) where requests that need approval are posted with Approve / Deny buttons. */
         approvalsChannel: z.string().regex(/^[CGD][A-Z0-9]{2,30}$/, 'must be a Slack channel id such as C0123456').optional(),
+        /** Channel id (C… or G…) where watch alerts are posted: gate.alert (a source above the rate, knocks on an open window) and exposure.detected. */
+        alertChannel: z.string().regex(/^[CG][A-Z0-9]{2,30}$/, 'must be a Slack channel id such as C0123456 (a channel, not a person)').optional(),
         /** The slash command as registered in the app. */
         command: z.string().regex(/^\/[a-z0-9_-]{1,31}$/, 'must be a slash command such as /rdp').default('/rdp'),
         /** Workspaces (team ids, T…) whose requests are accepted; every other is refused. */

@@ -3,7 +3,8 @@
 import type { AuditEvent } from '../audit/chain.ts';
 import type { Grant, GrantId, UserId } from '../domain/index.ts';
 import type { TargetConfig } from '../config/schema.ts';
-import { channelMessage, requesterMessage, type DmKind } from '../slack/blocks.ts';
+import { alertMessage, channelMessage, requesterMessage, type DmKind } from '../slack/blocks.ts';
+import { formatDuration } from '../config/duration.ts';
 import type { SlackStore } from '../slack/store.ts';
 import type { SlackApi } from '../slack/web-api.ts';
 import type { Store } from '../store/store.ts';
@@ -19,6 +20,7 @@ const DM_FOR: Record<string, DmKind> = {
   'grant.pending': 'pending',
   'rule.opened': 'opened',
   'grant.closed': 'closed',
+  'grant.idle': 'idle',
   'grant.denied': 'denied',
   'grant.pending_expired': 'timeout',
   'grant.failed': 'failed',
@@ -33,6 +35,8 @@ export interface SlackSinkDeps {
   db: Kysely<any>;
   targets: readonly TargetConfig[];
   approvalsChannel: () => string | undefined;
+  /** Channel id (C…/G…) for watch alerts: `gate.alert` and `exposure.detected`. */
+  alertChannel?: () => string | undefined;
   clock?: () => number;
 }
 
@@ -64,6 +68,11 @@ export function slackSink(deps: SlackSinkDeps): NotifySink {
     name: SLACK_SINK,
 
     async derive(e: AuditEvent): Promise<Notification[]> {
+      if (e.type === 'gate.alert' || e.type === 'exposure.detected') {
+        if (!deps.alertChannel?.()) return [];
+        const event = { type: e.type, target: e.target, sourceIp: e.sourceIp, port: e.port, detail: e.detail };
+        return [{ key: `${e.seq}:alert`, grantId: null, payload: { type: 'alert', event } }];
+      }
       if (!e.grant) return [];
       // Most events of a self-served grant concern nobody in Slack: answer those without a query.
       if (e.type === 'grant.approved' && e.detail?.by === 'policy') return [];
@@ -71,14 +80,17 @@ export function slackSink(deps: SlackSinkDeps): NotifySink {
       if (CHANNEL_EVENTS.has(e.type) && deps.approvalsChannel() && (e.type === 'grant.pending' || (await inApprovalFlow(e.grant)))) {
         out.push({ key: `${e.seq}:channel`, grantId: e.grant, payload: { type: 'channel', grantId: e.grant } });
       }
-      let dm = DM_FOR[e.type];
+      let dm: DmKind | undefined = DM_FOR[e.type];
       // A pending request closed early is told as "closed"; an active one is told by grant.closed.
       if (e.type === 'grant.revoked' && typeof e.detail?.from === 'string') dm = 'closed';
+      // An idle grant's requester was told why by the grant.idle message; its close says nothing new.
+      if (e.type === 'grant.closed' && e.detail?.reason === 'idle') dm = undefined;
+      const idleFor = e.type === 'grant.idle' && typeof e.detail?.idleSinceMs === 'number' ? formatDuration(Math.round(e.detail.idleSinceMs / 1000)) : null;
       if (dm) {
         const g = await deps.store.getGrant(e.grant as GrantId);
         if (g) {
           for (const u of await deps.slack.slackUsersOf(g.requester)) {
-            out.push({ key: `${e.seq}:dm:${u.teamId}:${u.userId}`, grantId: e.grant, payload: { type: 'dm', grantId: e.grant, kind: dm, user: u.userId, comment: e.type === 'grant.denied' ? (e.reason ?? null) : null } });
+            out.push({ key: `${e.seq}:dm:${u.teamId}:${u.userId}`, grantId: e.grant, payload: { type: 'dm', grantId: e.grant, kind: dm, user: u.userId, comment: e.type === 'grant.denied' ? (e.reason ?? null) : null, ...(idleFor ? { idleFor } : {}) } });
           }
         }
       }
@@ -112,6 +124,13 @@ export function slackSink(deps: SlackSinkDeps): NotifySink {
         await deps.api.respond(String(p.url), p.message as Record<string, unknown>);
         return;
       }
+      if (p.type === 'alert') {
+        const channel = deps.alertChannel?.();
+        if (!channel) return;
+        const msg = alertMessage(p.event as Parameters<typeof alertMessage>[0]);
+        await deps.api.call('chat.postMessage', { channel, text: msg.text, blocks: msg.blocks, unfurl_links: false });
+        return;
+      }
       const g: Grant | undefined = await deps.store.getGrant(String(p.grantId) as GrantId);
       if (!g) return;
       if (p.type === 'channel') {
@@ -130,7 +149,7 @@ export function slackSink(deps: SlackSinkDeps): NotifySink {
         return;
       }
       if (p.type === 'dm') {
-        const msg = requesterMessage(p.kind as DmKind, g, targets.get(g.targetId), { comment: (p.comment as string | null) ?? null });
+        const msg = requesterMessage(p.kind as DmKind, g, targets.get(g.targetId), { comment: (p.comment as string | null) ?? null, idleFor: (p.idleFor as string | undefined) ?? null });
         await deps.api.call('chat.postMessage', { channel: String(p.user), text: msg.text, blocks: msg.blocks, unfurl_links: false });
       }
     },

@@ -111,10 +111,10 @@ export function channelMessage(v: ChannelView): SlackMessage {
   return { text: `Access request ${g.id}: ${g.targetId} for ${formatDuration(g.durationSeconds)} — ${stateLine(v).replace(/[*:]/g, '')}`, blocks };
 }
 
-export type DmKind = 'opened' | 'expiring' | 'closed' | 'denied' | 'timeout' | 'failed' | 'pending';
+export type DmKind = 'opened' | 'expiring' | 'closed' | 'idle' | 'denied' | 'timeout' | 'failed' | 'pending';
 
 /** Direct messages to the requester about their own grant. */
-export function requesterMessage(kind: DmKind, g: Grant, target: TargetConfig | undefined, extra: { comment?: string | null } = {}): SlackMessage {
+export function requesterMessage(kind: DmKind, g: Grant, target: TargetConfig | undefined, extra: { comment?: string | null; idleFor?: string | null } = {}): SlackMessage {
   const connect = target?.connect ?? g.targetId;
   switch (kind) {
     case 'pending':
@@ -146,6 +146,8 @@ export function requesterMessage(kind: DmKind, g: Grant, target: TargetConfig | 
       };
     case 'closed':
       return { text: `Access to ${g.targetId} is closed (${g.closeReason ?? 'closed'}).`, blocks: [section(`:lock: Access to \`${g.targetId}\` is closed (${g.closeReason === 'expired' ? 'expired' : g.closeReason === 'revoked' ? 'closed early' : g.closeReason ?? 'closed'}). The port is shut again.`)] };
+    case 'idle':
+      return { text: `Access to ${g.targetId} was closed because it was idle${extra.idleFor ? ` for ${extra.idleFor}` : ''}.`, blocks: [section(`:zzz: Access to \`${g.targetId}\` was closed because it was idle${extra.idleFor ? ` for ${extra.idleFor}` : ''}: no packet reached it from \`${g.source}\`. The port is shut again; ask again if you still need it.`)] };
     case 'denied':
       return { text: `Your request for ${g.targetId} was denied.`, blocks: [section(`:no_entry: Your request for \`${g.targetId}\` (\`${g.id}\`) was denied${extra.comment ? `: “${mrkdwnEscape(extra.comment)}”` : '.'}`)] };
     case 'timeout':
@@ -167,4 +169,42 @@ export function outcomeReply(g: Grant | undefined, error?: { code: string; messa
   if (g!.state === 'active') return { ...ephemeral(`:large_green_circle: Access to \`${g!.targetId}\` is open until ${slackTime(g!.expiresAt!)} for \`${g!.source}\` (grant \`${g!.id}\`).`), replace_original: true };
   if (g!.state === 'pending') return { ...ephemeral(`:hourglass_flowing_sand: Your request for \`${g!.targetId}\` waits for approval (grant \`${g!.id}\`); you get a message when it opens.`), replace_original: true };
   return { ...ephemeral(`Grant \`${g!.id}\` is ${g!.state}.`), replace_original: true };
+}
+
+/** A watch alert for the alert channel: a `gate.alert` (rate, open window) or an `exposure.detected` finding. */
+export function alertMessage(e: { type: string; target?: string | undefined; sourceIp?: string | undefined; port?: number | undefined; detail?: Record<string, unknown> | undefined }): SlackMessage {
+  const d = e.detail ?? {};
+  const str = (v: unknown) => mrkdwnEscape(String(v ?? '?'));
+  if (e.type === 'exposure.detected') {
+    const ports = d.fromPort === d.toPort ? str(d.fromPort) : `${str(d.fromPort)}-${str(d.toPort)}`;
+    const attached = Array.isArray(d.attachments) ? (d.attachments as { networkInterfaceId?: string; instanceId?: string }[]).map((a) => str(a.instanceId ?? a.networkInterfaceId)) : [];
+    const text = `Exposure: ${String(d.groupId ?? '?')} in ${String(d.region ?? '?')} admits ${String(d.protocol ?? '?')}/${ports} from ${String(d.source ?? '?')}.`;
+    return {
+      text,
+      blocks: [
+        section(`:rotating_light: *Exposure found:* security group \`${str(d.groupId)}\` (${str(d.region)}) admits \`${str(d.protocol)}/${ports}\` from \`${str(d.source)}\` (${d.why === 'world' ? 'the whole internet' : 'a source Portcullis does not manage'}).`),
+        context(`Rule \`${str(d.ruleId)}\` · attached to ${attached.length ? attached.join(', ') : 'nothing'} · remove it with \`portcullis exposure scan --region ${str(d.region)} --fix\``),
+      ],
+    };
+  }
+  const target = str(e.target ?? d.target ?? 'unknown target');
+  const source = str(e.sourceIp ?? d.source);
+  const where = `\`${target}\` port ${str(d.protocol ?? 'tcp')}/${str(e.port ?? d.port)}`;
+  if (d.kind === 'open-window') {
+    const open = Array.isArray(d.openFor) ? (d.openFor as { grant?: string; source?: string }[]) : [];
+    return {
+      text: `Gate alert: ${String(e.sourceIp ?? d.source)} knocked on ${String(e.target ?? d.target)} port ${String(e.port ?? d.port)} (${String(d.count)} attempts) while it is open for someone else.`,
+      blocks: [
+        section(`:warning: *Knocks on an open window:* \`${source}\` made ${str(d.count)} blocked attempt(s) on ${where} while it is open for ${open.map((o) => `\`${str(o.source)}\``).join(', ') || 'another source'}.`),
+        context(`Grant(s) ${open.map((o) => `\`${str(o.grant)}\``).join(', ') || '?'} · \`portcullis attempts --target ${target}\` shows who else knocks`),
+      ],
+    };
+  }
+  return {
+    text: `Gate alert: ${String(e.sourceIp ?? d.source)} made ${String(d.count)} blocked attempts on ${String(e.target ?? d.target)} port ${String(e.port ?? d.port)} (${String(d.perMinute)}/min, limit ${String(d.limit)}).`,
+    blocks: [
+      section(`:warning: *Brute force on the gate:* \`${source}\` made ${str(d.count)} blocked attempt(s) on ${where}: ${str(d.perMinute)} per minute, above the limit of ${str(d.limit)}.`),
+      context(`\`portcullis attempts --target ${target}\` shows every source`),
+    ],
+  };
 }

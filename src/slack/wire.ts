@@ -67,7 +67,7 @@ export function wireSlack(deps: SlackWiringDeps): SlackWiring | undefined {
   const slack = new SlackStore(deps.db, clock);
   const api = slackApi({ apiUrl: () => base().apiUrl, botToken: () => base().botToken });
   const sinks: NotifySink[] = [
-    slackSink({ api, slack, store: deps.store, db: deps.db, targets: config.targets, approvalsChannel: () => settings?.approvalsChannel, clock }),
+    slackSink({ api, slack, store: deps.store, db: deps.db, targets: config.targets, approvalsChannel: () => settings?.approvalsChannel, alertChannel: () => cfg?.alertChannel, clock }),
     ...(cfg?.webhooks ?? []).map((w, i) => webhookSink(i, w, clock)),
   ];
   const outbox = new Outbox({

@@ -35,6 +35,16 @@ test('refused by name: no teamIds, a bad channel id, an http API off loopback, a
   parseConfig({ ...base, slack: { ...slack, apiUrl: 'http://127.0.0.1:9999/api/' } });
 });
 
+test('slack.alertChannel: a channel id (C… or G…); a name or a DM id is refused at start naming the key', () => {
+  assert.equal(parseConfig({ ...base, slack: { ...slack, alertChannel: 'C0ALERTS1' } }).slack!.alertChannel, 'C0ALERTS1');
+  assert.equal(parseConfig({ ...base, slack: { ...slack, alertChannel: 'G0PRIVATE' } }).slack!.alertChannel, 'G0PRIVATE');
+  assert.equal(parseConfig({ ...base, slack }).slack!.alertChannel, undefined, 'off unless set');
+  for (const bad of ['#security-alerts', 'D0ALERTS1', 'c0alerts1', '']) {
+    assert.match(refusal({ ...base, slack: { ...slack, alertChannel: bad } }), /slack\.alertChannel: must be a Slack channel id such as C0123456/, bad);
+  }
+  assert.match(refusal({ ...base, slack: { ...slack, alertsChannel: 'C0ALERTS1' } }), /unknown key "slack\.alertsChannel"/);
+});
+
 test('a refusal never carries the secret values', () => {
   const m = refusal({ ...base, slack: { ...slack, teamIds: ['not a team'] } });
   assert.doesNotMatch(m, /a-very-secret-signing-value|xoxb-secret-token/);

@@ -11,6 +11,7 @@ export const TEAM = 'T0TEST0001';
 export const SIGNING_SECRET = 'test-signing-secret-0123456789abcdef';
 export const BOT_TOKEN = 'xoxb-test-0000-bot-token';
 export const APPROVALS = 'CAPPROVALS';
+export const ALERTS = 'CALERTS01';
 
 export const TARGETS = [
   { id: 'lab-pc', description: 'Lab PC', connect: 'lab-pc.example.test:3389', tags: { env: 'dev', customer: 'internal' }, firewall: { kind: 'memory' } },
@@ -35,7 +36,7 @@ export async function startStandin(users = [
   const server = createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const ws = new SlackWorkspace({ teamId: TEAM, botToken: BOT_TOKEN, signingSecret: SIGNING_SECRET, brokerUrl: '', hookBase: url, users, channels: [{ id: APPROVALS, name: 'approvals' }] });
+  const ws = new SlackWorkspace({ teamId: TEAM, botToken: BOT_TOKEN, signingSecret: SIGNING_SECRET, brokerUrl: '', hookBase: url, users, channels: [{ id: APPROVALS, name: 'approvals' }, { id: ALERTS, name: 'security-alerts' }] });
   app.use(ws.router);
   return { ws, url, server };
 }

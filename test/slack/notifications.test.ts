@@ -8,7 +8,8 @@ import type { Principal, UserId } from '../../src/domain/index.ts';
 import { webhookSignature } from '../../src/notify/webhook.ts';
 import { waitFor } from '../helpers/broker.ts';
 import { createLogger } from '../../src/log.ts';
-import { APPROVALS, BOT_TOKEN, SIGNING_SECRET, slackWorld, TEAM, textOf, type SlackWorld } from './helpers.ts';
+import { IdleWatcher } from '../../src/broker/idle.ts';
+import { ALERTS, APPROVALS, BOT_TOKEN, SIGNING_SECRET, slackWorld, TEAM, textOf, type SlackWorld } from './helpers.ts';
 
 const principal = (sub: string, groups = ['engineers']): Principal => ({ sub: sub as UserId, email: `${sub}@example.test`, name: sub, groups, mfa: true, amr: ['pwd', 'mfa'], authTime: Math.floor(Date.now() / 1000) });
 const alice = principal('alice');
@@ -183,5 +184,58 @@ describe('the generic webhook notifier', () => {
     }
     assert.equal(new Set(got.map((g) => g.headers['x-portcullis-delivery'])).size, got.length, 'no event twice');
     assert.ok(!got.some((g) => g.body.includes(secret)));
+  });
+});
+
+describe('watch alerts to slack.alertChannel, and the idle close told to the requester', () => {
+  let w: SlackWorld;
+  let offset = 0;
+  before(async () => {
+    w = await slackWorld({ slack: { alertChannel: ALERTS } }, { clock: () => Date.now() + offset });
+    await w.broker.app.slack!.slack.link({ teamId: TEAM, userId: 'UALICE' }, 'alice');
+    await w.broker.app.broker.noteSignIn(alice);
+  });
+  after(async () => w?.stop());
+  const inChannel = () => w.ws.messages.filter((m) => m.channel === ALERTS);
+  const settled = async () => {
+    w.broker.app.slack!.outbox.kick();
+    await w.broker.app.slack!.outbox.idle();
+  };
+
+  test('gate.alert (rate and open window) and exposure.detected are posted once each to the alert channel, naming target, source, port and counts', async () => {
+    // As the attempt watcher and the exposure schedule audit them (their own tests drive them from nft and EC2).
+    const store = w.broker.app.store;
+    await store.audit({ type: 'gate.alert', actor: 'system:gate', target: 'prod-dc', sourceIp: '203.0.113.7', port: 3389, detail: { kind: 'rate', source: '203.0.113.7', target: 'prod-dc', port: 3389, protocol: 'tcp', count: 180, perMinute: 360, limit: 60 } });
+    await store.audit({ type: 'gate.alert', actor: 'system:gate', target: 'lab-pc', sourceIp: '198.51.100.9', port: 3389, detail: { kind: 'open-window', source: '198.51.100.9', target: 'lab-pc', port: 3389, protocol: 'tcp', count: 12, openFor: [{ grant: 'g_0123456789abcdef', source: '192.0.2.10/32' }] } });
+    await store.audit({ type: 'exposure.detected', actor: 'system:exposure', ruleRef: 'eu-west-1/sg-0abc/sgr-0def', port: 3389, detail: { region: 'eu-west-1', groupId: 'sg-0abc', ruleId: 'sgr-0def', source: '0.0.0.0/0', protocol: 'tcp', fromPort: 3389, toPort: 3389, why: 'world', attachments: [{ networkInterfaceId: 'eni-01', instanceId: 'i-0123' }] } });
+    await waitFor('three alerts', async () => inChannel().length >= 3);
+    await settled();
+    const texts = inChannel().map(textOf);
+    assert.equal(texts.length, 3, 'each alert once');
+    assert.match(texts[0]!, /Brute force on the gate:\* `203\.0\.113\.7` made 180 blocked attempt\(s\) on `prod-dc` port tcp\/3389: 360 per minute, above the limit of 60/);
+    assert.match(texts[1]!, /Knocks on an open window:\* `198\.51\.100\.9` made 12 blocked attempt\(s\) on `lab-pc` port tcp\/3389 while it is open for `192\.0\.2\.10\/32`/);
+    assert.match(texts[2]!, /Exposure found:\* security group `sg-0abc` \(eu-west-1\) admits `tcp\/3389` from `0\.0\.0\.0\/0` \(the whole internet\)/);
+    assert.match(texts[2]!, /attached to i-0123/);
+    assert.ok(inChannel().every((m) => Array.isArray(m.blocks) && m.blocks.length > 0), 'Block Kit, with text as the fallback');
+    assert.equal(w.ws.messages.filter((m) => m.channel === APPROVALS).length, 0, 'alerts do not go to the approvals channel');
+  });
+
+  test('an idle grant is closed as idle and its requester gets one DM saying so (not a second "closed")', async () => {
+    const { grant } = await w.broker.app.broker.requestAccess(alice, { target: 'lab-pc', duration: '1h', reason: 'T-21 patch' }, { channel: 'web', callerIp: '198.51.100.21' });
+    assert.equal(grant.state, 'active');
+    // The real idle watcher over a counter that never moves (the kernel's counter is test/firewall/nft-idle.test.ts's).
+    const fw = w.broker.app.firewalls.get('lab-pc')!;
+    const counting = Object.assign(Object.create(fw) as object, { readGrantActivity: async () => new Map([[grant.id as string, 42]]) });
+    const idle = new IdleWatcher({ store: w.broker.app.store, firewalls: new Map([['lab-pc', counting as unknown as typeof fw]]), timeouts: new Map([['lab-pc', 5_000]]), close: (g, r, a) => w.broker.app.broker.close(g, r, a), log: createLogger('error'), now: () => Date.now() + offset });
+    await idle.sweep();
+    offset += 6_000;
+    await idle.sweep();
+    const g = (await w.broker.app.store.getGrant(grant.id))!;
+    assert.deepEqual([g.state, g.closeReason], ['closed', 'idle']);
+    const dm = await waitFor('idle DM', async () => w.ws.messages.find((m) => m.channel === 'DUALICE' && /closed because it was idle/.test(textOf(m))));
+    assert.match(textOf(dm), /Access to `lab-pc` was closed because it was idle for 6s/);
+    await settled();
+    const about = w.ws.messages.filter((m) => m.channel === 'DUALICE' && /lab-pc/.test(textOf(m)) && /closed/.test(textOf(m)));
+    assert.equal(about.length, 1, 'one DM about the close');
   });
 });
