@@ -49,6 +49,9 @@ class Proc {
   constructor(cmd: string, argv: string[], private readonly timeoutMs: number, onGone: (p: Proc) => void) {
     // HOME points nowhere: nft -i writes its history to $HOME/.nft.history on exit.
     this.child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/nonexistent' } });
+    // Idle, the session keeps no process alive: node exits, nft reads end-of-file and exits too.
+    this.child.unref();
+    for (const io of [this.child.stdin, this.child.stdout, this.child.stderr]) (io as unknown as { unref?: () => void }).unref?.();
     this.child.stdout.resume(); // writes print nothing; listings go through one-shot `nft -j` runs
     this.child.stderr.on('data', (c: Buffer) => this.read(c.toString('utf8')));
     this.child.stdin.on('error', () => {}); // EPIPE after a crash is reported through 'exit'
@@ -172,6 +175,7 @@ export class NftSession {
     this.proc = undefined;
     if (!p || p.dead) return;
     await new Promise<void>((resolve) => {
+      p.child.ref(); // keep node up until it has gone
       p.child.once('exit', () => resolve());
       p.retire();
     });
