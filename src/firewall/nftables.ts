@@ -100,8 +100,9 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
     const exec = { netns: cfg.netns, nftPath: opts.nftPath, ipPath: opts.ipPath, timeoutMs: opts.timeoutMs };
     this.nft = opts.runner ?? createNftRunner(exec);
     this.session = opts.runner ? undefined : new NftSession(exec);
-    // A call is a few nft runs (read, then one transaction), each bounded by the runner's timeout.
-    this.maxCallSeconds = (3 * (opts.timeoutMs ?? 10_000)) / 1000;
+    // A call is a few nft steps, each bounded by the timeout: starting the session, a create, a listing
+    // (slot 0 taken, or an outcome to settle), a create in another slot.
+    this.maxCallSeconds = (4 * (opts.timeoutMs ?? 10_000)) / 1000;
     this.now = opts.now ?? Date.now;
   }
 
