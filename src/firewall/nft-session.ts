@@ -60,7 +60,8 @@ class Proc {
       this.fail(new PortcullisError('FIREWALL_UNAVAILABLE', `nftables: ${what}`, { cause: e }));
       onGone(this);
     });
-    this.child.on('exit', (code, signal) => {
+    // 'close', not 'exit': answers nft wrote before it died are read first, so only the rest are unknown.
+    this.child.on('close', (code, signal) => {
       const said = this.lines.join(' | ').slice(0, 200);
       this.fail(new PortcullisError('FIREWALL_UNAVAILABLE', `nftables: the nft session ended (${signal ?? `exit code ${code}`})${said ? `: ${said}` : ''}`));
       onGone(this);
