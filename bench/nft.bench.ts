@@ -1,13 +1,20 @@
-// nftables adapter latency in a throwaway network namespace: open, close, closing 1,000 elements in one
-// transaction, and the gate check every sweep runs (verify; restore after a flush). Needs root and nft;
-// otherwise it says so and reports nothing.
+// nftables adapter latency in a throwaway network namespace: open and close with 0, 1,000 and 100,000
+// live elements in the set the opens go to, closing 1,000 elements in one transaction, and the gate check
+// every sweep runs (verify; restore after a flush). Needs root and nft; otherwise it says so and reports nothing.
 import { spawnSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { createNftablesAdapter } from '../src/firewall/nftables.ts';
 import type { GrantId } from '../src/domain/index.ts';
 import { stats, type BenchRow } from './stats.ts';
 
 const SAMPLES = 100;
 const BATCH = 1000;
+/** Live elements in g4_0 while open and close are timed; close lists the table, so fewer samples at 100k. */
+const LEVELS = [
+  { live: 0, opens: SAMPLES, closes: SAMPLES },
+  { live: 1_000, opens: SAMPLES, closes: SAMPLES },
+  { live: 100_000, opens: SAMPLES, closes: 20 },
+];
 
 export async function run(): Promise<BenchRow[]> {
   if (process.getuid?.() !== 0 || spawnSync('nft', ['--version']).status !== 0 || spawnSync('ip', ['netns', 'list']).status !== 0) {
@@ -33,13 +40,6 @@ export async function run(): Promise<BenchRow[]> {
       return Number(process.hrtime.bigint() - t0) / 1e6;
     };
 
-    // Open and close one at a time on an otherwise empty table.
-    const opens: number[] = [];
-    const refs: string[] = [];
-    for (let i = 0; i < SAMPLES; i++) opens.push(await time(async () => refs.push(await fw.open(spec(i)))));
-    const closes: number[] = [];
-    for (const r of refs) closes.push(await time(() => fw.close([r])));
-
     // The gate check on an intact table with no grants: one listing compared with the baseline.
     const checkEmpty: number[] = [];
     for (let i = 0; i < 30; i++) checkEmpty.push(await time(() => fw.ensureGate(async () => [])));
@@ -52,11 +52,6 @@ export async function run(): Promise<BenchRow[]> {
     if (setup.status !== 0) throw new Error(`bench setup failed: ${setup.stderr.toString()}`);
     const listed = await fw.list();
     if (listed.length !== BATCH) throw new Error(`expected ${BATCH} elements, listed ${listed.length}`);
-    const openBusy: number[] = [];
-    const busyRefs: string[] = [];
-    for (let i = 0; i < 20; i++) openBusy.push(await time(async () => busyRefs.push(await fw.open(spec(BATCH + i)))));
-    await fw.close(busyRefs);
-
     // The gate check with 1,000 live grants (what every sweep pays), then a restore after `delete table`.
     const live = listed.map((r) => ({ grantId: r.grantIds[0] as GrantId, targetId: 'bench', source: r.source, port: 3389, protocol: 'tcp' as const, expiresAt: exp }));
     const reads = fw.calls.read;
@@ -74,22 +69,52 @@ export async function run(): Promise<BenchRow[]> {
     const writes = fw.calls.write;
     const batchMs = await time(() => fw.close(listed.map((r) => r.ref)));
     const batchWrites = fw.calls.write - writes;
-    const left = await fw.list();
-    if (left.length !== 0) throw new Error(`batch close left ${left.length} elements behind, e.g. ${JSON.stringify(left[0])}`);
+    const rest = await fw.list();
+    if (rest.length !== 0) throw new Error(`batch close left ${rest.length} elements behind, e.g. ${JSON.stringify(rest[0])}`);
 
-    const o = stats(opens);
-    const c = stats(closes);
-    const ob = stats(openBusy);
-    const note = `netns, nft ${nftVersion()}, via ip netns exec`;
+    // Open and close one at a time with `live` elements of other grants in the set the opens go to
+    // (filled by one `nft -f` run per level, not timed). Sources of the timed opens are outside the fill's.
+    const rows: BenchRow[] = [];
+    let filled = 0;
+    let n = 0;
+    const note = `netns, nft ${nftVersion()}, one long-lived nft -i`;
+    for (const level of LEVELS) {
+      const t0 = Date.now();
+      fill(ns, filled, level.live, exp);
+      const fillMs = Date.now() - t0;
+      filled = level.live;
+      const load = loadavg().map((x) => x.toFixed(2)).join(' ');
+      const opened: string[] = [];
+      const opens: number[] = [];
+      const reads0 = fw.calls.read;
+      for (let i = 0; i < level.opens; i++) {
+        const s = { ...spec(0), grantId: `o-${n}` as GrantId, source: `172.${16 + ((n >> 16) & 15)}.${(n >> 8) & 255}.${n & 255}/32` };
+        n++;
+        opens.push(await time(async () => opened.push(await fw.open(s))));
+      }
+      const readsPerOpen = (fw.calls.read - reads0) / level.opens;
+      const closes: number[] = [];
+      for (const r of opened.slice(0, level.closes)) closes.push(await time(() => fw.close([r])));
+      await fw.close(opened.slice(level.closes));
+      const o = stats(opens);
+      const c = stats(closes);
+      const at = `${level.live.toLocaleString('en')} live`;
+      rows.push(
+        { bench: 'nft', metric: `open latency median (${at})`, value: round(o.median), unit: 'ms', note: `${level.opens} opens; one create element, ${readsPerOpen} listings per open; ${note}; load ${load}${level.live ? `; fill ${fillMs} ms` : ''}` },
+        { bench: 'nft', metric: `open latency p99 (${at})`, value: round(o.p99), unit: 'ms', note: `max ${round(o.max)} ms` },
+        { bench: 'nft', metric: `close latency median (${at})`, value: round(c.median), unit: 'ms', note: `${level.closes} single closes; listing + delete element` },
+        { bench: 'nft', metric: `close latency p99 (${at})`, value: round(c.p99), unit: 'ms', note: `max ${round(c.max)} ms` },
+      );
+    }
+    const left = (await fw.list()).length;
+    if (left !== filled) throw new Error(`expected only the ${filled} fill elements left, listed ${left}`);
+    await fw.shutdown();
+
     const ce = stats(checkEmpty);
     const cb = stats(checkBusy);
     const rs = stats(restores);
     return [
-      { bench: 'nft', metric: 'open latency median', value: round(o.median), unit: 'ms', note: `${SAMPLES} opens, empty table; ${note}` },
-      { bench: 'nft', metric: 'open latency p99', value: round(o.p99), unit: 'ms', note: 'list + create element' },
-      { bench: 'nft', metric: `open latency median (${BATCH} live)`, value: round(ob.median), unit: 'ms', note: 'open lists the table first (idempotency, slot choice)' },
-      { bench: 'nft', metric: 'close latency median', value: round(c.median), unit: 'ms', note: `${SAMPLES} single closes` },
-      { bench: 'nft', metric: 'close latency p99', value: round(c.p99), unit: 'ms', note: 'list + delete element' },
+      ...rows,
       { bench: 'nft', metric: `close ${BATCH} elements`, value: round(batchMs), unit: 'ms', note: 'one close() call' },
       { bench: 'nft', metric: `nft transactions for ${BATCH} closes`, value: batchWrites, unit: 'calls', note: 'one nft -f run = one kernel transaction' },
       { bench: 'nft', metric: 'gate check (every sweep), no grants, median', value: round(ce.median), unit: 'ms', note: `one listing compared with the baseline; p99 ${round(ce.p99)} ms` },
@@ -99,6 +124,19 @@ export async function run(): Promise<BenchRow[]> {
   } finally {
     spawnSync('ip', ['netns', 'del', ns]);
   }
+}
+
+/** Adds elements `from`..`to` of other grants to g4_0 in one `nft -f` run, 1,000 to a line. */
+function fill(ns: string, from: number, to: number, exp: number): void {
+  const lines: string[] = [];
+  for (let i = from; i < to; i += 1000) {
+    const keys: string[] = [];
+    for (let j = i; j < Math.min(to, i + 1000); j++) keys.push(`10.${(j >> 16) & 255}.${(j >> 8) & 255}.${j & 255} . 0.0.0.0/0 . tcp . 3389 timeout 3600s comment "portcullis grant=f-${j} exp=${exp}"`);
+    lines.push(`add element inet portcullis g4_0 { ${keys.join(', ')} }`);
+  }
+  if (lines.length === 0) return;
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: lines.join('\n') + '\n', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`bench fill failed: ${r.stderr.toString().slice(0, 300)}`);
 }
 
 function round(ms: number): number {

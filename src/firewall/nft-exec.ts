@@ -72,7 +72,7 @@ export function createNftRunner(opts: NftExecOptions = {}): NftRunner {
 }
 
 /** Turns nft's stderr into an error: the first meaningful lines, short, with a machine-readable reason. */
-function classify(stderr: string, code: number | null): PortcullisError {
+export function classify(stderr: string, code: number | null): PortcullisError {
   const summary = summarise(stderr) || `exit code ${code}`;
   const unavailable =
     /Operation not permitted|Permission denied|Cannot open network namespace|Protocol not supported|netlink/i.test(stderr);

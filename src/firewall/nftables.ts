@@ -6,6 +6,7 @@ import { PortcullisError } from '../errors.ts';
 import type { FirewallConfig } from '../config/schema.ts';
 import type { Exposure, ExposureScanner, FirewallAdapter, FirewallHealth, GateReport, ManagedRule, Protocol, RuleSpec } from './port.ts';
 import { createNftRunner, nftFailure, type NftRunner } from './nft-exec.ts';
+import { NftSession, sessionOutcome } from './nft-session.ts';
 import { assertGrantId, assertNetns, assertPort, assertTable, canonicalIp, cidrText, grantComment, parseCidr, parseGrantComment, type Cidr } from './nft-values.ts';
 import { compareBaseline, describeBaseline, grantSet, installScript, type Baseline, type NftTarget, type TableLayout } from './nft-baseline.ts';
 import { elementKey, elementRef, listingItems, parseRef, tableElements, type NftElement } from './nft-table.ts';
@@ -37,7 +38,10 @@ export interface NftablesOptions {
   backstopSeconds?: number;
   /** Bound and timeout of the per-source attempt sets (`watch.attempts.setSize`, `.timeout`). Default 4096 elements, 1 h. */
   attempts?: { size?: number; timeoutSeconds?: number };
-  /** Runs nft; tests inject one to count calls or fail on purpose. */
+  /**
+   * Runs nft; tests inject one to count calls or fail on purpose. When given, writes go through it too
+   * (`nft -f -`); otherwise writes go to one long-lived `nft -i` session and only listings start a process.
+   */
   runner?: NftRunner;
   nftPath?: string;
   ipPath?: string;
@@ -54,7 +58,7 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
   readonly maxCallSeconds: number;
   readonly simulated = false;
   readonly scope: string;
-  /** Counts nft invocations, so tests can prove "one transaction" and the bench can count listings. */
+  /** Counts listings (one `nft -j` run each) and write transactions, so tests can prove "one transaction" and the bench can count listings. */
   readonly calls = { write: 0, read: 0 };
   /** Ids of the targets this table guards (named by /readyz when the gate is not in place). */
   readonly targetIds: string[];
@@ -64,6 +68,8 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
   private readonly fallback: NftTarget | undefined;
   private readonly baseline: Baseline;
   private readonly nft: NftRunner;
+  /** The long-lived nft the writes go to (absent when a test injected a runner). */
+  readonly session: NftSession | undefined;
   private readonly now: () => number;
   /** Nothing opens until a check found the baseline in place (or restored it); a failed check or write closes it again. */
   private gate: { verified: boolean; problem: string } = { verified: false, problem: 'not checked yet' };
@@ -91,9 +97,12 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
     this.layout = { table, slots, backstopSeconds: opts.backstopSeconds ?? 8 * 3600, attempts };
     this.baseline = describeBaseline(this.layout, built);
     this.scope = `nftables:${cfg.netns ?? '-'}/inet/${table}`;
-    this.nft = opts.runner ?? createNftRunner({ netns: cfg.netns, nftPath: opts.nftPath, ipPath: opts.ipPath, timeoutMs: opts.timeoutMs });
-    // A call is a few nft runs (read, then one transaction), each bounded by the runner's timeout.
-    this.maxCallSeconds = (3 * (opts.timeoutMs ?? 10_000)) / 1000;
+    const exec = { netns: cfg.netns, nftPath: opts.nftPath, ipPath: opts.ipPath, timeoutMs: opts.timeoutMs };
+    this.nft = opts.runner ?? createNftRunner(exec);
+    this.session = opts.runner ? undefined : new NftSession(exec);
+    // A call is a few nft steps, each bounded by the timeout: starting the session, a create, a listing
+    // (slot 0 taken, or an outcome to settle), a create in another slot.
+    this.maxCallSeconds = (4 * (opts.timeoutMs ?? 10_000)) / 1000;
     this.now = opts.now ?? Date.now;
   }
 
@@ -131,11 +140,11 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
       const script = (extra: NftElement[]) => () => installScript(this.baseline, [...kept, ...extra].map((e) => this.elementLine('add', e)));
       try {
         try {
-          await this.write(script(back));
+          await this.write(script(back), 'once');
         } catch (e) {
           // A put-back that overlaps an interval already held fails the batch; the reconciler reopens those one by one.
           if (back.length === 0 || nftFailure(e) !== 'exists') throw e;
-          await this.write(script([]));
+          await this.write(script([]), 'once');
           back.length = 0;
         }
       } catch (e) {
@@ -164,9 +173,22 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
     }
     return this.serial(async () => {
       this.assertGate();
+      if (!rule.extend) {
+        // The common case costs one transaction and no listing: slot 0, which `create` refuses when taken.
+        if (rule.expiresAt - this.now() < 1) throw new PortcullisError('INVALID_DURATION', 'nftables: the grant has already expired', { field: 'expiresAt' });
+        const els = this.elementsFor(rule, src, target, grantSet(src.family, 0));
+        try {
+          await this.create(els);
+          return elementRef(els[0]!);
+        } catch (e) {
+          if (nftFailure(e) !== 'exists') throw e;
+        }
+      }
+      // Slot 0 is taken (a retry of this grant, or another grant with the same key) or this is an extend:
+      // one listing shows whose elements are where.
       const items = await this.readTable();
-      // The listing open needs anyway shows whether the gate still stands; a gate gone since the last
-      // sweep refuses here rather than opening into a table that admits everyone.
+      // The listing shows whether the gate still stands; a gate gone since the last sweep refuses here
+      // rather than opening into a table that admits everyone.
       const missing = compareBaseline(this.baseline, items);
       if (missing.length > 0 || items === undefined) {
         this.lose(`${missing.join(', ')} missing`);
@@ -179,7 +201,7 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
         // Extend: replace the grant's elements in one transaction so the new timeout and comment agree
         // and there is no instant without them. (`add` would refresh the timeout but keep the old comment.)
         const els = this.elementsFor(rule, src, target, mine[0]!.set);
-        await this.write(() => deleteLines(this.layout.table, mine) + els.map((e) => this.elementLine('create', e)).join(''));
+        await this.create(els, deleteLines(this.layout.table, mine));
         return elementRef(els[0]!);
       }
       if (rule.expiresAt - this.now() < 1) throw new PortcullisError('INVALID_DURATION', 'nftables: the grant has already expired', { field: 'expiresAt' });
@@ -188,19 +210,39 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
         const els = this.elementsFor(rule, src, target, grantSet(src.family, slot));
         if (els.some((e) => taken.has(`${e.set}|${elementKey(e)}`))) continue;
         try {
-          await this.write(() => els.map((e) => this.elementLine('create', e)).join(''));
+          await this.create(els);
           return elementRef(els[0]!);
         } catch (e) {
-          const why = nftFailure(e);
-          if (why === 'missing') {
-            this.lose('table or set vanished during open');
-            this.assertGate();
-          }
-          if (why !== 'exists') throw e;
+          if (nftFailure(e) !== 'exists') throw e;
         }
       }
       throw new PortcullisError('RULE_LIMIT_EXCEEDED', `nftables: ${this.layout.slots} live grants already admit ${cidrText(src)} to port ${rule.port} of ${rule.targetId}`);
     });
+  }
+
+  /**
+   * One transaction creating `els` (after `before`, the extend's deletes). A table or set gone marks the
+   * gate unverified and refuses. When nft died or hung with the transaction in hand, one listing tells
+   * whether it committed: then the open succeeded, else it failed, and the caller is told which.
+   */
+  private async create(els: NftElement[], before = ''): Promise<void> {
+    try {
+      await this.write(() => before + els.map((e) => this.elementLine('create', e)).join(''));
+    } catch (e) {
+      if (nftFailure(e) === 'missing') {
+        this.lose('table or set vanished during open');
+        this.assertGate();
+      }
+      if (sessionOutcome(e) === 'unknown' && (await this.holds(els).catch(() => false))) return;
+      throw e;
+    }
+  }
+
+  /** Whether the table holds every one of `els`, each with its grant's comment. */
+  private async holds(els: NftElement[]): Promise<boolean> {
+    const items = await this.readTable();
+    const have = new Set((items === undefined ? [] : tableElements(items, this.now()).elements).map((e) => `${e.set}|${elementKey(e)}|${e.comment}`));
+    return els.every((e) => have.has(`${e.set}|${elementKey(e)}|${e.comment}`));
   }
 
   async close(refs: string[]): Promise<void> {
@@ -217,8 +259,9 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
           return;
         } catch (e) {
           // An element the kernel expired between our listing and the delete fails the whole
-          // transaction (nft 1.0.6 has no `destroy`); list again and retry without it.
-          if (nftFailure(e) !== 'missing' || attempt >= RETRIES) throw e;
+          // transaction (nft 1.0.6 has no `destroy`); list again and retry without it. So does a
+          // delete nft died or hung with: the listing shows whether it committed.
+          if ((nftFailure(e) !== 'missing' && sessionOutcome(e) !== 'unknown') || attempt >= RETRIES) throw e;
         }
       }
     });
@@ -242,13 +285,20 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
     }));
   }
 
-  /** Live and read only: whether the baseline is in place now and this adapter has verified it. */
+  /** Live: whether the baseline is in place now and this adapter has verified it. Writes nothing; a gate it finds broken stays closed until restored. */
   async check(): Promise<FirewallHealth> {
     const who = this.targetIds.length ? ` for ${this.targetIds.join(', ')}` : '';
+    const seen = this.gate;
     try {
       const items = await this.readTable();
       const missing = compareBaseline(this.baseline, items);
-      if (missing.length > 0) return { ok: false, detail: `${this.scope}: gate NOT in place${who}: ${missing.join(', ')} missing` };
+      if (missing.length > 0) {
+        // Open lists nothing on its way (one create), so it cannot see a flushed chain itself: a check
+        // that saw the gate broken closes it until ensureGate has restored it (unless a restore
+        // verified it meanwhile: then this listing is older than the restore).
+        if (this.gate === seen && seen.verified) this.lose(`${missing.join(', ')} missing`);
+        return { ok: false, detail: `${this.scope}: gate NOT in place${who}: ${missing.join(', ')} missing` };
+      }
       if (!this.gate.verified) return { ok: false, detail: `${this.scope}: gate not verified${who} (${this.gate.problem})` };
       return { ok: true, detail: `${this.scope}: gate in place${who}, ${tableElements(items!, this.now()).elements.length} grant elements` };
     } catch (e) {
@@ -401,10 +451,19 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
     }
   }
 
-  /** One `nft -f -` run: the whole script is one kernel transaction. */
-  private write(script: string | (() => string)): Promise<void> {
+  /**
+   * One kernel transaction: a command of the long-lived session, or (`once`, the big and rare installs,
+   * or with an injected runner) one `nft -f -` run.
+   */
+  private write(script: string | (() => string), via: 'session' | 'once' = 'session'): Promise<void> {
     this.calls.write += 1;
+    if (via === 'session' && this.session) return this.session.run(script);
     return this.nft(['-f', '-'], script).then(() => undefined);
+  }
+
+  /** Ends the long-lived nft (the broker calls this on shutdown); a later write would start another. */
+  async shutdown(): Promise<void> {
+    await this.session?.close();
   }
 
   /** Reads then writes; running them one at a time keeps slot choice, deletes and restores consistent. */
