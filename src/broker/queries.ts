@@ -52,10 +52,15 @@ export function durationLimit(core: BrokerCore, principal: Principal, targetId: 
     };
     const bounds = { capMinutes, minMinutes: Math.ceil(core.limits.minDurationSeconds / 60) };
     const engine = core.deps.policy();
-    const preview = maxDuration(engine, query, { ...bounds, decide: { reasonUnknown: true } });
-    const strict = maxDuration(engine, query, bounds);
-    const reasonDependent = preview.minutes !== strict.minutes || preview.approval !== strict.approval || preview.immediateMinutes !== strict.immediateMinutes;
-    return { ...preview, reasonDependent };
+    const compute = (): DurationLimit => {
+      const preview = maxDuration(engine, query, { ...bounds, decide: { reasonUnknown: true } });
+      const strict = maxDuration(engine, query, bounds);
+      const reasonDependent = preview.minutes !== strict.minutes || preview.approval !== strict.approval || preview.immediateMinutes !== strict.immediateMinutes;
+      return { ...preview, reasonDependent };
+    };
+    // One memo look-up for both answers (GET /targets asks this for every target on each load).
+    const got = engine.remember ? engine.remember(`durationLimit|${bounds.capMinutes}|${bounds.minMinutes}`, query, compute) : compute();
+    return { ...got, policyIds: [...got.policyIds] };
   } catch {
     return none;
   }

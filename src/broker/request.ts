@@ -30,7 +30,7 @@ export async function requestAccess(core: BrokerCore, principal: Principal, inpu
   const source = parseSource(req.sourceIp ?? ctx.callerIp, limits.maxSource, req.sourceIp === undefined ? 'callerIp' : 'sourceIp');
   core.assertMfa(principal);
 
-  const live = await store.countLiveForUser(principal.sub);
+  const live = await store.countLiveForUser(principal.sub, limits.maxActivePerUser);
   if (live >= limits.maxActivePerUser) {
     throw new PortcullisError('QUOTA_EXCEEDED', `you already have ${live} open or pending grants (limit ${limits.maxActivePerUser}); close one first`);
   }

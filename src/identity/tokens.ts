@@ -28,6 +28,9 @@ export interface TokenVerifierOptions {
 // should not sign everyone out at once, but keys it may have withdrawn meanwhile must not be trusted for ever.
 const STALE_KEYS_MS = 60 * 60_000;
 
+/** Verified tokens remembered (least recently used goes first): a few per signed-in user. */
+const VERIFIED_TOKENS = 10_000;
+
 // Asymmetric only: an HS* token would be "signed" with a secret the broker shares with the IdP,
 // and `none` is not a signature at all.
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
@@ -95,58 +98,93 @@ export function createTokenVerifier(oidc: OidcConfig, opts: TokenVerifierOptions
   };
   const stale = () => lastGoodAt !== undefined && Date.now() - lastGoodAt < STALE_KEYS_MS;
 
+  // A token whose signature and standard claims verified, by its exact text, until it expires (with the
+  // tolerance, as jose judges exp) and at most as long as fetched keys are trusted: the same bearer
+  // token on every API call is then verified once, not re-checked by RSA each time. Only the
+  // signature and jose's claims are skipped; the checks below (claims, MFA age) run on every call.
+  const verified = new Map<string, { payload: JWTPayload; header: JWTHeaderParameters; until: number }>();
+  const recall = (idToken: string): { payload: JWTPayload; header: JWTHeaderParameters } | undefined => {
+    const hit = verified.get(idToken);
+    if (!hit) return undefined;
+    const t = now();
+    // nbf as jose judges it, for a clock that went back (tests move it); anything odd takes the full path.
+    if (t >= hit.until || (typeof hit.payload.nbf === 'number' && hit.payload.nbf > Math.floor(t / 1000) + tolerance)) {
+      verified.delete(idToken);
+      return undefined;
+    }
+    verified.delete(idToken); // re-insert: the Map's order is the recency order
+    verified.set(idToken, hit);
+    return hit;
+  };
+  const remember = (idToken: string, payload: JWTPayload, header: JWTHeaderParameters): void => {
+    const until = Math.min((payload.exp! + tolerance) * 1000, now() + keysTtl);
+    if (verified.size >= VERIFIED_TOKENS) verified.delete(verified.keys().next().value!);
+    verified.set(idToken, { payload, header, until });
+  };
+
   return {
     async verify(idToken) {
-      let unverified: JWTPayload;
-      try {
-        const header = decodeProtectedHeader(idToken);
-        unverified = decodeJwt(idToken);
-        if (typeof header.alg !== 'string') throw new TypeError('no alg');
-      } catch (e) {
-        throw new PortcullisError('TOKEN_MALFORMED', 'the bearer credential is not a signed JWT', { cause: scrub(e) });
-      }
-      // Checked before the signature so a token of another IdP gets its own code instead of
-      // "no matching key"; the signature check below still binds iss to our keys.
-      if (unverified.iss !== issuer) {
-        throw new PortcullisError('TOKEN_WRONG_ISSUER', 'the token was issued by another identity provider', { details: { expected: issuer } });
-      }
-      let payload: JWTPayload;
-      let header: JWTHeaderParameters;
-      try {
-        ({ payload, protectedHeader: header } = await jwtVerify(idToken, resolveKey, {
-          issuer,
-          audience: clientIds,
-          algorithms: ALGORITHMS,
-          currentDate: new Date(now()),
-          clockTolerance: tolerance,
-          requiredClaims: ['sub', 'exp', 'iat'],
-        }));
-      } catch (e) {
-        throw mapJoseError(e);
-      }
-      // With several audiences, azp names the client the token was issued to (OIDC Core §3.1.3.7).
-      const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
-      const azp = optionalString(payload.azp);
-      if (aud.length > 1 && azp === undefined) {
-        throw new PortcullisError('TOKEN_WRONG_AUDIENCE', 'the token was issued to a client that is not configured here');
-      }
-      assertIdTokenClaims(header, payload, limits, Math.floor(now() / 1000));
-      const claims = payload as Record<string, unknown>;
-      const facts = mfaFacts(claims);
-      assertMfa(facts, oidc.mfa, Math.floor(now() / 1000));
-      return {
-        sub: payload.sub as UserId,
-        email: optionalString(claims.email),
-        name: optionalString(claims.name),
-        groups: groupsAt(claims, oidc.groupsClaim),
-        mfa: true,
-        authTime: facts.authTime,
-        amr: facts.amr,
-        acr: facts.acr,
-        clientId: azp ?? aud.find((a): a is string => typeof a === 'string' && clientIds.includes(a)),
-      } satisfies Principal;
+      const known = recall(idToken);
+      const { payload, header } = known ?? (await verifySignature(idToken));
+      if (!known) remember(idToken, payload, header);
+      return principalOf(payload, header);
     },
   };
+
+  async function verifySignature(idToken: string): Promise<{ payload: JWTPayload; header: JWTHeaderParameters }> {
+    let unverified: JWTPayload;
+    try {
+      const header = decodeProtectedHeader(idToken);
+      unverified = decodeJwt(idToken);
+      if (typeof header.alg !== 'string') throw new TypeError('no alg');
+    } catch (e) {
+      throw new PortcullisError('TOKEN_MALFORMED', 'the bearer credential is not a signed JWT', { cause: scrub(e) });
+    }
+    // Checked before the signature so a token of another IdP gets its own code instead of
+    // "no matching key"; the signature check below still binds iss to our keys.
+    if (unverified.iss !== issuer) {
+      throw new PortcullisError('TOKEN_WRONG_ISSUER', 'the token was issued by another identity provider', { details: { expected: issuer } });
+    }
+    let payload: JWTPayload;
+    let header: JWTHeaderParameters;
+    try {
+      ({ payload, protectedHeader: header } = await jwtVerify(idToken, resolveKey, {
+        issuer,
+        audience: clientIds,
+        algorithms: ALGORITHMS,
+        currentDate: new Date(now()),
+        clockTolerance: tolerance,
+        requiredClaims: ['sub', 'exp', 'iat'],
+      }));
+    } catch (e) {
+      throw mapJoseError(e);
+    }
+    return { payload, header };
+  }
+
+  function principalOf(payload: JWTPayload, header: JWTHeaderParameters): Principal {
+    // With several audiences, azp names the client the token was issued to (OIDC Core §3.1.3.7).
+    const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+    const azp = optionalString(payload.azp);
+    if (aud.length > 1 && azp === undefined) {
+      throw new PortcullisError('TOKEN_WRONG_AUDIENCE', 'the token was issued to a client that is not configured here');
+    }
+    assertIdTokenClaims(header, payload, limits, Math.floor(now() / 1000));
+    const claims = payload as Record<string, unknown>;
+    const facts = mfaFacts(claims);
+    assertMfa(facts, oidc.mfa, Math.floor(now() / 1000));
+    return {
+      sub: payload.sub as UserId,
+      email: optionalString(claims.email),
+      name: optionalString(claims.name),
+      groups: groupsAt(claims, oidc.groupsClaim),
+      mfa: true,
+      authTime: facts.authTime,
+      amr: facts.amr,
+      acr: facts.acr,
+      clientId: azp ?? aud.find((a): a is string => typeof a === 'string' && clientIds.includes(a)),
+    } satisfies Principal;
+  }
 }
 
 function seconds(d: string, key: string): number {

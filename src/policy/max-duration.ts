@@ -35,16 +35,23 @@ export function maxDuration(
   options: { capMinutes?: number; minMinutes?: number; candidates?: number[]; decide?: DecideOptions } = {},
 ): DurationLimit {
   const candidates = options.candidates ?? candidateDurations(options.capMinutes ?? 480, options.minMinutes);
+  const compute = () => evaluate(engine, query, candidates, options.decide);
+  // The answer depends on the query and the candidates only; engines that can, remember it per policy set.
+  const got = engine.remember ? engine.remember(`maxDuration|${candidates.join(',')}|${options.decide?.reasonUnknown ? 'r' : ''}`, query, compute) : compute();
+  return { ...got, policyIds: [...got.policyIds] };
+}
+
+function evaluate(engine: PolicyEngine, query: Omit<PolicyQuery, 'action'>, candidates: number[], decide: DecideOptions | undefined): DurationLimit {
   const limit: DurationLimit = { minutes: 0, approval: false, immediateMinutes: 0, policyIds: [] };
   for (const durationMinutes of candidates) {
     const q = { ...query, context: { ...query.context, durationMinutes } };
-    const open = engine.decide({ ...q, action: 'OpenPort' }, options.decide);
+    const open = engine.decide({ ...q, action: 'OpenPort' }, decide);
     if (open.allowed) {
       limit.immediateMinutes = Math.max(limit.immediateMinutes, durationMinutes);
       if (durationMinutes >= limit.minutes) Object.assign(limit, { minutes: durationMinutes, approval: false, policyIds: open.policyIds });
       continue;
     }
-    const ask = engine.decide({ ...q, action: 'RequestPort' }, options.decide);
+    const ask = engine.decide({ ...q, action: 'RequestPort' }, decide);
     if (ask.allowed && durationMinutes >= limit.minutes) {
       Object.assign(limit, { minutes: durationMinutes, approval: true, policyIds: ask.policyIds });
     }

@@ -58,4 +58,10 @@ export interface PolicyEngine {
   decide(query: PolicyQuery, opts?: DecideOptions): PolicyDecision;
   /** Ids of the loaded policies with their human comment, for `policy test` and the UI. */
   describe(): { id: string; file: string; comment: string; annotations?: Record<string, string> }[];
+  /**
+   * `compute()`, remembered for the loaded set under `label` and everything of `query` the policies
+   * can tell apart (not its action and duration, which `compute` is expected to vary itself).
+   * Forgotten on reload. An engine without it recomputes every time.
+   */
+  remember?<T>(label: string, query: Omit<PolicyQuery, 'action'>, compute: () => T): T;
 }

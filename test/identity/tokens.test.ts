@@ -124,6 +124,27 @@ describe('bearer ID token verification', () => {
     }
   });
 
+  // The verifier remembers a verified token by its text: what depends on the clock is still judged on each call.
+  test('a remembered token: the same principal again, refused once its MFA sign-in is too old and once it expires', async () => {
+    const token = await idp.getIdToken('alice', { authTime: Math.floor(Date.now() / 1000) - 120 });
+    const { exp } = decodeJwt(token);
+    let clock = Date.now();
+    const v = createTokenVerifier(oidcConfig(idp.issuer, { mfa: { amr: ['mfa'], acr: [], maxAge: '10m' } }), { clockToleranceSeconds: 0, now: () => clock });
+    const first = await v.verify(token);
+    const again = await v.verify(token);
+    assert.deepEqual(again, first);
+    again.groups.push('admins');
+    assert.deepEqual((await v.verify(token)).groups, ['engineers'], 'each call gets its own principal');
+    clock += 9 * 60_000; // within the keys' lifetime, so still remembered: the MFA age is judged anyway
+    await refused(v.verify(token), 'MFA_TOO_OLD', token);
+    clock = exp! * 1000;
+    await refused(v.verify(token), 'TOKEN_EXPIRED', token);
+    // A token differing in one character is another text: verified from scratch, and refused.
+    const tampered = tamperPayload(token, { groups: ['admins'] });
+    clock = Date.now();
+    await refused(v.verify(tampered), 'TOKEN_BAD_SIGNATURE', tampered);
+  });
+
   test('refuses a tampered payload and a foreign signature with TOKEN_BAD_SIGNATURE', async () => {
     const v = createTokenVerifier(oidcConfig(idp.issuer));
     const token = await idp.getIdToken('mallory');

@@ -138,6 +138,7 @@ function storeSuite(name: string, open: () => Promise<{ db: Db; cleanup: () => P
       const live = await store.grantsInStates(['active'], { targetIds: ['lab-pc'] });
       assert.ok(live.some((g) => g.id === later.id));
       assert.ok((await store.countLiveForUser('alice' as UserId)) >= 2);
+      assert.equal(await store.countLiveForUser('alice' as UserId, 1), 1, 'the quota check counts no further than the quota');
     });
 
     it('appends audit events as a hash chain that verifies, also under concurrent writers', async () => {
