@@ -179,4 +179,11 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('grants').addColumn('claimed_by', 'text').execute();
     },
   },
+  // Many live grants: the reconciler, gate and idle watcher read a target's live grants
+  // (target_id, state); the reaper's next expiry and due batch use grants_state_expires (0001).
+  '0007_grants_target_state': {
+    async up(db: Kysely<any>) {
+      await db.schema.createIndex('grants_target_state').on('grants').columns(['target_id', 'state']).execute();
+    },
+  },
 };
