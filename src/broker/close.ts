@@ -118,7 +118,9 @@ export async function finishClosing(core: BrokerCore, grants: Grant[], actor: st
   const byBackend = new Map<FirewallAdapter, Grant[]>();
   for (const g of grants) {
     const fw = core.firewall(g.targetId);
-    byBackend.set(fw, [...(byBackend.get(fw) ?? []), g]);
+    const batch = byBackend.get(fw);
+    if (batch) batch.push(g);
+    else byBackend.set(fw, [g]);
   }
   const errors: unknown[] = [];
   await Promise.all(

@@ -88,7 +88,11 @@ export class Reconciler {
     };
     result.settled += await this.recoverApproved(now, settleNow, stale.openingMs);
     const backends = new Map<FirewallAdapter, string[]>();
-    for (const [targetId, fw] of this.host.firewalls) backends.set(fw, [...(backends.get(fw) ?? []), targetId]);
+    for (const [targetId, fw] of this.host.firewalls) {
+      const ids = backends.get(fw);
+      if (ids) ids.push(targetId);
+      else backends.set(fw, [targetId]);
+    }
 
     for (const [fw, targetIds] of backends) {
       // List the backend BEFORE reading grants: a grant that opens in between is then seen as

@@ -16,6 +16,8 @@ export interface RuleTable {
   insert(rule: RuleRecord): void;
   remove(refs: string[]): void;
   all(): RuleRecord[];
+  /** How many rules the table holds (health), without reading them. */
+  count(): number;
 }
 
 export class MapRuleTable implements RuleTable {
@@ -38,6 +40,9 @@ export class MapRuleTable implements RuleTable {
   }
   all() {
     return [...this.rules.values()];
+  }
+  count() {
+    return this.rules.size;
   }
 }
 
@@ -125,7 +130,7 @@ export class TableFirewall implements FirewallAdapter {
   }
 
   async check(): Promise<FirewallHealth> {
-    return { ok: true, detail: `${this.kind}: SIMULATED, no real firewall is changed (${this.table.all().length} rules held)` };
+    return { ok: true, detail: `${this.kind}: SIMULATED, no real firewall is changed (${this.table.count()} rules held)` };
   }
 
   private async delay(op: Op): Promise<void> {

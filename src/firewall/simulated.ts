@@ -23,6 +23,7 @@ class SqliteRuleTable implements RuleTable {
       insert: this.db.prepare('insert or replace into rules (ref, scope, grant_id, source, port, expires_at) values (?, ?, ?, ?, ?, ?)'),
       remove: this.db.prepare('delete from rules where scope = ? and ref = ?'),
       all: this.db.prepare('select ref, grant_id as grantId, source, port, expires_at as expiresAt from rules where scope = ?'),
+      count: this.db.prepare('select count(*) as n from rules where scope = ?'),
     };
   }
 
@@ -39,6 +40,9 @@ class SqliteRuleTable implements RuleTable {
   }
   all() {
     return this.stmts.all.all(this.scope) as RuleRecord[];
+  }
+  count() {
+    return (this.stmts.count.get(this.scope) as { n: number }).n;
   }
   close() {
     this.db.close();

@@ -140,6 +140,34 @@ function storeSuite(name: string, open: () => Promise<{ db: Db; cleanup: () => P
       assert.ok((await store.countLiveForUser('alice' as UserId)) >= 2);
     });
 
+    it('nextExpiry is the soonest expiry of an active grant only', async () => {
+      const soonest = grant({ state: 'active', expiresAt: 1 });
+      const closedEarlier = grant({ state: 'closed', expiresAt: 0 });
+      await store.write(async (w) => {
+        for (const g of [soonest, closedEarlier]) await w.insertGrant(g);
+      });
+      assert.equal(await store.nextExpiry(), 1);
+      await store.write((w) => w.transition(soonest.id, 'active', 'closed', { closeReason: 'revoked', closedAt: Date.now() }));
+      assert.ok(((await store.nextExpiry()) ?? Infinity) > 1, 'a closed grant is not waited for');
+    });
+
+    it('migration 0007 indexes grants by (target_id, state); (state, expires_at) serves the reaper', async () => {
+      const columns = async (index: string): Promise<string> => {
+        if (db.dialect === 'sqlite') {
+          const r = await sql<{ name: string }>`select name from pragma_index_info(${index}) order by seqno`.execute(db.kysely);
+          return r.rows.map((x) => x.name).join(',');
+        }
+        const r = await sql<{ indexdef: string }>`select indexdef from pg_indexes where tablename = 'grants' and indexname = ${index}`.execute(db.kysely);
+        return /\((.*)\)/.exec(r.rows[0]?.indexdef ?? '')?.[1]?.replace(/\s/g, '') ?? '';
+      };
+      assert.equal(await columns('grants_target_state'), 'target_id,state');
+      assert.equal(await columns('grants_state_expires'), 'state,expires_at');
+      if (db.dialect === 'sqlite') {
+        const plan = await sql<{ detail: string }>`explain query plan select * from grants where target_id in ('lab-pc') and state in ('active', 'closing')`.execute(db.kysely);
+        assert.match(plan.rows.map((r) => r.detail).join(' '), /grants_target_state/);
+      }
+    });
+
     it('appends audit events as a hash chain that verifies, also under concurrent writers', async () => {
       await Promise.all(Array.from({ length: 40 }, (_, i) => store.audit({ type: 'test.event', actor: `u${i}`, detail: { i } })));
       const v = await store.verifyAudit();
