@@ -112,7 +112,10 @@ export async function close(core: BrokerCore, grants: Grant[], reason: CloseReas
   return claimed.length;
 }
 
-/** closing → closed: remove the rules (batched per backend), then record the close. */
+/**
+ * closing → closed: remove the rules (one call per backend, the backends in parallel), then record
+ * every close in one transaction (a batch over many backends is one commit, not one per backend).
+ */
 export async function finishClosing(core: BrokerCore, grants: Grant[], actor: string): Promise<void> {
   if (grants.length === 0) return;
   const byBackend = new Map<FirewallAdapter, Grant[]>();
@@ -122,26 +125,39 @@ export async function finishClosing(core: BrokerCore, grants: Grant[], actor: st
     if (batch) batch.push(g);
     else byBackend.set(fw, [g]);
   }
+  // Grants closing together do not keep each other's rules.
+  const closingIds = grants.map((g) => g.id);
   const errors: unknown[] = [];
+  const failed: { batch: Grant[]; error: unknown }[] = [];
+  const removed: { batch: Grant[]; shared: Set<string> }[] = [];
   await Promise.all(
     [...byBackend].map(async ([fw, batch]) => {
       const refs = [...new Set(batch.map((g) => g.ruleRef).filter((r): r is string => r !== null))];
-      const shared = await core.store.refsHeldByOthers(refs, batch.map((g) => g.id));
+      const shared = await core.store.refsHeldByOthers(refs, closingIds);
       const toClose = refs.filter((r) => !shared.has(r));
       try {
         if (toClose.length) await fw.close(toClose);
         failpoint('after-firewall-close');
+        removed.push({ batch, shared });
       } catch (e) {
         errors.push(e);
+        failed.push({ batch, error: e });
         core.log.warn('rule close failed; will retry', { backend: fw.scope, count: toClose.length, ...errorFields(e) });
-        await core.store.write(async (w) => {
-          for (const g of batch) await w.audit({ actor: 'system', grant: g.id, target: g.targetId, type: 'rule.close_failed', ruleRef: g.ruleRef ?? undefined, detail: { code: isPortcullisError(e) ? e.code : 'FIREWALL_UNAVAILABLE' } });
-        });
-        return;
       }
-      const closedAt = core.clock();
-      const closed = await core.store.write(async (w) => {
-        const done: Grant[] = [];
+    }),
+  );
+  if (failed.length) {
+    await core.store.write(async (w) => {
+      for (const { batch, error } of failed) {
+        for (const g of batch) await w.audit({ actor: 'system', grant: g.id, target: g.targetId, type: 'rule.close_failed', ruleRef: g.ruleRef ?? undefined, detail: { code: isPortcullisError(error) ? error.code : 'FIREWALL_UNAVAILABLE' } });
+      }
+    });
+  }
+  if (removed.length) {
+    const closedAt = core.clock();
+    const closed = await core.store.write(async (w) => {
+      const done: Grant[] = [];
+      for (const { batch, shared } of removed) {
         for (const g of batch) {
           if (!(await w.transition(g.id, 'closing', 'closed', { closedAt }))) continue;
           const kept = g.ruleRef !== null && shared.has(g.ruleRef);
@@ -149,11 +165,11 @@ export async function finishClosing(core: BrokerCore, grants: Grant[], actor: st
           await w.audit({ actor, grant: g.id, target: g.targetId, type: 'grant.closed', detail: { reason: g.closeReason } });
           done.push({ ...g, state: 'closed', closedAt });
         }
-        return done;
-      });
-      for (const g of closed) core.announceClosed(g);
-    }),
-  );
+      }
+      return done;
+    });
+    for (const g of closed) core.announceClosed(g);
+  }
   if (errors.length && errors.length === byBackend.size) {
     const e = errors[0];
     throw isPortcullisError(e) ? e : new PortcullisError('FIREWALL_UNAVAILABLE', 'the firewall did not remove the rule; it will be retried', { cause: e });

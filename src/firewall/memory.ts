@@ -55,6 +55,8 @@ export type Fault = 'unavailable' | 'error' | 'throttled' | 'timeout';
 /** Milliseconds a call takes before its effect lands, as a remote backend would (a number, or drawn per call). */
 export type Latency = number | (() => number);
 type Op = 'open' | 'close' | 'list';
+/** Rule refs are unique across every table of the process (a batch may span many backends). */
+let refSeq = 0;
 
 export class TableFirewall implements FirewallAdapter {
   readonly calls = { open: 0, close: 0, list: 0, closedRefs: 0 };
@@ -66,7 +68,6 @@ export class TableFirewall implements FirewallAdapter {
   private held: Partial<Record<Op, Promise<void>>> = {};
   /** Runs at the start of each call, before any fault: lets a test fail something else mid-operation. */
   onCall?: (op: Op) => void | Promise<void>;
-  private seq = 0;
 
   constructor(
     readonly kind: string,
@@ -106,7 +107,7 @@ export class TableFirewall implements FirewallAdapter {
     const existing = this.table.byGrant(rule.grantId);
     if (existing && rule.extend) this.table.insert({ ...existing, expiresAt: rule.expiresAt });
     if (existing) return this.answer(late, existing.ref);
-    const ref = `${this.kind}-${Date.now().toString(36)}-${(this.seq++).toString(36)}`;
+    const ref = `${this.kind}-${Date.now().toString(36)}-${(refSeq++).toString(36)}`;
     this.table.insert({ ref, grantId: rule.grantId, source: rule.source, port: rule.port, expiresAt: rule.expiresAt });
     return this.answer(late, ref);
   }

@@ -125,7 +125,8 @@ export class Reaper {
     // A long wait re-arms in steps; a timer that fired a little early waits the rest.
     if (this.clock() < at) return this.arm(at);
     this.armedFor = undefined;
-    void this.work('batch');
+    // A batch is running: once it ends, re-arm from the store, which keeps the gap between batches.
+    void this.work(this.working ? 'refresh' : 'batch');
   }
 
   /**
@@ -179,7 +180,8 @@ export class Reaper {
     try {
       // The gate first: a flushed baseline admits everyone until it is back.
       await this.opts.gate?.();
-      await this.broker.expireDue(this.clock());
+      // Through the timer's own loop: never a second batch beside one already closing the same grants.
+      await this.work('batch');
       await this.broker.expirePending();
       await this.broker.reconcile();
     } catch (e) {

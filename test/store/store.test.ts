@@ -151,7 +151,7 @@ function storeSuite(name: string, open: () => Promise<{ db: Db; cleanup: () => P
       assert.ok(((await store.nextExpiry()) ?? Infinity) > 1, 'a closed grant is not waited for');
     });
 
-    it('migration 0007 indexes grants by (target_id, state); (state, expires_at) serves the reaper', async () => {
+    it('migration 0007 indexes grants by (target_id, state) and (rule_ref, state); (state, expires_at) serves the reaper', async () => {
       const columns = async (index: string): Promise<string> => {
         if (db.dialect === 'sqlite') {
           const r = await sql<{ name: string }>`select name from pragma_index_info(${index}) order by seqno`.execute(db.kysely);
@@ -161,8 +161,14 @@ function storeSuite(name: string, open: () => Promise<{ db: Db; cleanup: () => P
         return /\((.*)\)/.exec(r.rows[0]?.indexdef ?? '')?.[1]?.replace(/\s/g, '') ?? '';
       };
       assert.equal(await columns('grants_target_state'), 'target_id,state');
+      assert.equal(await columns('grants_rule_ref_state'), 'rule_ref,state');
       assert.equal(await columns('grants_state_expires'), 'state,expires_at');
       if (db.dialect === 'sqlite') {
+        // With many refs SQLite's planner took (state) over (rule_ref) and read every active grant per close.
+        const refs = Array.from({ length: 60 }, (_, i) => `r${i}`);
+        const held = db.kysely.selectFrom('grants').select(['id', 'rule_ref']).where('rule_ref', 'in', refs).where('state', 'in', ['opening', 'active', 'extending']).compile();
+        const heldPlan = await sql<{ detail: string }>`explain query plan ${sql.raw(held.sql.replace(/\?/g, "'x'"))}`.execute(db.kysely);
+        assert.match(heldPlan.rows.map((r) => r.detail).join(' '), /grants_rule_ref_state/);
         const plan = await sql<{ detail: string }>`explain query plan select * from grants where target_id in ('lab-pc') and state in ('active', 'closing')`.execute(db.kysely);
         assert.match(plan.rows.map((r) => r.detail).join(' '), /grants_target_state/);
       }
