@@ -130,7 +130,7 @@ async function reaperRun(): Promise<BenchRow[]> {
     const s = stats(storeLags);
     const load = (await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ');
     rows.push({ bench: 'scale', metric: 'live grants at the window start', value: live, unit: 'grants', note: `${direct} written to the store in ${insertSeconds.toFixed(1)} s, ${VIA_BROKER} via broker.requestAccess in ${brokerSeconds.toFixed(1)} s; ${BACKENDS} memory backends` });
-    rows.push({ bench: 'scale', metric: 'timers in the process at 100k live', value: timers, unit: 'timers', note: `the reaper's one, node-cron's, the store's; heap used ${mib(mem.heapUsed)} MiB, RSS ${mib(mem.rss)} MiB (incl. ${live} rules in the memory twins)` });
+    rows.push({ bench: 'scale', metric: 'timers in the process at 100k live', value: timers, unit: 'timers', note: `active Timeout handles in the whole process (getActiveResourcesInfo); heap used ${mib(mem.heapUsed)} MiB, RSS ${mib(mem.rss)} MiB (incl. ${live} rules in the memory twins)` });
     rows.push({ bench: 'scale', metric: 'expiry lag median', value: l.median, unit: 'ms', note: `${lags.length} of ${live} closed, expiries within ${WINDOW_MS / 1000} s; close committed minus expiresAt` });
     rows.push({ bench: 'scale', metric: 'expiry lag p99', value: l.p99, unit: 'ms', note: `max ${l.max} ms; budget p99 <= 100 ms; load average ${load}` });
     rows.push({ bench: 'scale', metric: 'closedAt - expiresAt p99', value: s.p99, unit: 'ms', note: `median ${s.median}, min ${s.min} (the store's record of the close)` });

@@ -45,26 +45,14 @@ export async function revoke(core: BrokerCore, principal: Principal, id: GrantId
   }
 }
 
-/** Expires every active grant whose time is up (the reaper's timers and its sweep call this). */
-export async function expireDue(core: BrokerCore, now = core.clock()): Promise<number> {
-  if (core.store.dialect === 'postgres') return claimAndExpire(core, now);
-  let total = 0;
-  for (;;) {
-    // Closed grants leave `active`, so each round reads the next page of due ones.
-    const due = await core.store.dueForExpiry(now, EXPIRY_PAGE);
-    const claimed = due.length ? await close(core, due, 'expired', 'system:reaper') : 0;
-    total += claimed;
-    if (due.length < EXPIRY_PAGE || claimed === 0) return total;
-  }
-}
-
 /**
- * Several replicas on PostgreSQL: each round claims a page of due grants in one statement
- * (`FOR UPDATE SKIP LOCKED`), so whichever replica is awake closes them and no two replicas close
- * the same one. A replica that dies after its claim leaves them `closing` under its owner id, which
+ * Expires every active grant whose time is up (the reaper's timer and its sweep call this). Each
+ * round claims a page of due grants in one statement (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so
+ * whichever replica is awake closes them and no two replicas close the same one), then removes
+ * their rules. A replica that dies after its claim leaves them `closing` under its owner id, which
  * the reconciler of a live replica settles at once (see reconcile.ts).
  */
-async function claimAndExpire(core: BrokerCore, now: number): Promise<number> {
+export async function expireDue(core: BrokerCore, now = core.clock()): Promise<number> {
   // An idle sweep reads the index and takes no lock: the chain head is every write's first lock.
   if ((await core.store.dueForExpiry(now, 1)).length === 0) return 0;
   let total = 0;

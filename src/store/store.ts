@@ -36,9 +36,10 @@ export interface Writer {
   addApproval(a: Approval): Promise<boolean>;
   approvals(id: GrantId): Promise<Approval[]>;
   /**
-   * PostgreSQL: moves up to `limit` active grants due at `now` to `closing` (reason expired) in one
-   * statement, skipping rows another transaction holds (`FOR UPDATE SKIP LOCKED`), and returns them
-   * as claimed. Whichever replica runs it first owns those closes.
+   * Moves up to `limit` active grants due at `now` (expires_at <= now, re-checked in the statement)
+   * to `closing` (reason expired) in one statement and returns them as claimed. On PostgreSQL it
+   * skips rows another transaction holds (`FOR UPDATE SKIP LOCKED`): whichever replica runs it
+   * first owns those closes. SQLite has one writer.
    */
   claimDue(now: number, limit: number): Promise<Grant[]>;
 }
@@ -259,9 +260,9 @@ export class Store {
         return moved;
       },
       claimDue: async (now, limit) => {
-        if (this.dialect !== 'postgres') throw new Error('claimDue is for PostgreSQL; SQLite has one writer and uses dueForExpiry');
+        const lock = this.dialect === 'postgres' ? sql` for update skip locked` : sql``;
         const res = await sql<GrantsTable>`update grants set state = 'closing', close_reason = 'expired', updated_at = ${this.clock()}, claimed_by = ${this.coordinator?.owner ?? null}
-          where id in (select id from grants where state = 'active' and expires_at <= ${now} order by expires_at limit ${limit} for update skip locked)
+          where id in (select id from grants where state = 'active' and expires_at <= ${now} order by expires_at limit ${limit}${lock})
           returning *`.execute(tx);
         return res.rows.map(fromRow).sort((a, b) => (a.expiresAt ?? 0) - (b.expiresAt ?? 0));
       },
