@@ -140,6 +140,26 @@ function storeSuite(name: string, open: () => Promise<{ db: Db; cleanup: () => P
       assert.ok((await store.countLiveForUser('alice' as UserId)) >= 2);
     });
 
+    it('claimDue moves the due active grants to closing in one statement, re-checking the expiry, and only those', async () => {
+      const now = Date.now();
+      const due = grant({ state: 'active', expiresAt: now });
+      const notYet = grant({ state: 'active', expiresAt: now + 1 });
+      const extending = grant({ state: 'extending', expiresAt: now - 1 });
+      await store.write(async (w) => {
+        for (const g of [due, notYet, extending]) await w.insertGrant(g);
+      });
+      const claimed = await store.write((w) => w.claimDue(now, 10_000));
+      const ids = new Set(claimed.map((g) => g.id));
+      assert.ok(ids.has(due.id), 'due at its exact expiry');
+      assert.ok(!ids.has(notYet.id), 'never before its expiry');
+      assert.ok(!ids.has(extending.id), 'an extend in flight is left alone');
+      const after = await store.getGrant(due.id);
+      assert.equal(after?.state, 'closing');
+      assert.equal(after?.closeReason, 'expired');
+      assert.equal((await store.getGrant(notYet.id))?.state, 'active');
+      assert.deepEqual(await store.write((w) => w.claimDue(now, 10_000)), [], 'a second claim finds nothing');
+    });
+
     it('nextExpiry is the soonest expiry of an active grant only', async () => {
       const soonest = grant({ state: 'active', expiresAt: 1 });
       const closedEarlier = grant({ state: 'closed', expiresAt: 0 });
