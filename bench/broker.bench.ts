@@ -93,7 +93,7 @@ export async function run(): Promise<BenchRow[]> {
     await fw.close((await fw.list()).map((r) => r.ref));
     closedAt.clear();
     const reaper = new Reaper(broker, { sweep: '*/15 * * * * *', log });
-    await reaper.start(async () => []);
+    await reaper.start();
     const created: { ref: string; expiresAt: number }[] = [];
     const tc = performance.now();
     const holdSeconds = 25;

@@ -183,7 +183,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       onLag: (ms) => metrics.expiryLagSeconds.observe(ms / 1000),
       gate: () => gate.sweep(),
     });
-    coordination?.onGrantActive((id, expiresAt) => reaper.wake(id, expiresAt));
+    coordination?.onGrantActive((_id, expiresAt) => reaper.wake(expiresAt));
 
     // The verifier needs the issuer, which for the embedded IdP is known only once we listen.
     let verifier: TokenVerifier | undefined = opts.verifier;
@@ -289,7 +289,7 @@ export async function createPortcullis(config: Config, opts: PortcullisOptions =
       async start() {
         // Recovery first (reconcile at start: stale `opening` grants failed or adopted, `approved`
         // ones activated, orphans removed, timers armed): no request is accepted before it is done.
-        await reaper.start(() => store.grantsInStates(['active']));
+        await reaper.start();
         const [host, port] = splitListen(config.server.listen);
         // Headers up to 32 KiB reach the app, which refuses an oversized token by name; beyond
         // that Node refuses, and clientErrorHandler gives that refusal a JSON body and a code.

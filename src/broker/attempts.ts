@@ -5,6 +5,7 @@
 import { hasAttemptCounter, type AttemptCount, type AttemptReading, type FirewallAdapter } from '../firewall/port.ts';
 import { errorFields, type Logger } from '../log.ts';
 import type { Store } from '../store/store.ts';
+import type { Grant } from '../domain/index.ts';
 import { cidrContains, parseAddress, parseCidr } from '../net/cidr.ts';
 
 export interface AttemptsSettings {
@@ -174,9 +175,17 @@ export class AttemptWatcher {
     const targets = [...new Set(fresh.map((f) => f.target).filter((t): t is string => t !== null))];
     if (targets.length === 0) return;
     const now = this.now();
-    const live = (await this.deps.store.grantsInStates(['active'], { targetIds: targets })).filter((g) => g.expiresAt === null || g.expiresAt > now);
+    // Grouped by target and port once: each attempt looks at its own window's grants only.
+    const live = new Map<string, Grant[]>();
+    for (const g of await this.deps.store.grantsInStates(['active'], { targetIds: targets })) {
+      if (g.expiresAt !== null && g.expiresAt <= now) continue;
+      const key = `${g.targetId}|${g.port}`;
+      const list = live.get(key);
+      if (list) list.push(g);
+      else live.set(key, [g]);
+    }
     for (const f of fresh) {
-      const open = live.filter((g) => g.targetId === f.target && g.port === f.port && !covers(g.source, f.source));
+      const open = (live.get(`${f.target}|${f.port}`) ?? []).filter((g) => !covers(g.source, f.source));
       if (open.length === 0) continue;
       await this.alert(`open|${f.source}|${f.target}|${f.protocol}|${f.port}`, {
         kind: 'open-window',

@@ -43,7 +43,7 @@ export class Broker {
     });
   }
 
-  /** Called after a grant becomes active or its expiry moves (the reaper schedules its timer). */
+  /** Called after a grant becomes active or its expiry moves (the reaper arms its timer). */
   onActive(l: GrantListener): void {
     this.core.activeListeners.push(l);
   }
@@ -83,8 +83,14 @@ export class Broker {
     return revoke(this.core, principal, id);
   }
 
+  /** Closes every active grant due at `now` (expires_at <= now), in batches: one close per backend each. */
   expireDue(now?: number): Promise<number> {
     return expireDue(this.core, now);
+  }
+
+  /** The soonest expiry of an active grant, or null: what the reaper's one timer is armed for. */
+  nextExpiry(): Promise<number | null> {
+    return this.core.store.nextExpiry();
   }
 
   async close(grants: Grant[], reason: CloseReason, actor: string): Promise<void> {

@@ -45,26 +45,14 @@ export async function revoke(core: BrokerCore, principal: Principal, id: GrantId
   }
 }
 
-/** Expires every active grant whose time is up (the reaper's timers and its sweep call this). */
-export async function expireDue(core: BrokerCore, now = core.clock()): Promise<number> {
-  if (core.store.dialect === 'postgres') return claimAndExpire(core, now);
-  let total = 0;
-  for (;;) {
-    // Closed grants leave `active`, so each round reads the next page of due ones.
-    const due = await core.store.dueForExpiry(now, EXPIRY_PAGE);
-    const claimed = due.length ? await close(core, due, 'expired', 'system:reaper') : 0;
-    total += claimed;
-    if (due.length < EXPIRY_PAGE || claimed === 0) return total;
-  }
-}
-
 /**
- * Several replicas on PostgreSQL: each round claims a page of due grants in one statement
- * (`FOR UPDATE SKIP LOCKED`), so whichever replica is awake closes them and no two replicas close
- * the same one. A replica that dies after its claim leaves them `closing` under its owner id, which
+ * Expires every active grant whose time is up (the reaper's timer and its sweep call this). Each
+ * round claims a page of due grants in one statement (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so
+ * whichever replica is awake closes them and no two replicas close the same one), then removes
+ * their rules. A replica that dies after its claim leaves them `closing` under its owner id, which
  * the reconciler of a live replica settles at once (see reconcile.ts).
  */
-async function claimAndExpire(core: BrokerCore, now: number): Promise<number> {
+export async function expireDue(core: BrokerCore, now = core.clock()): Promise<number> {
   // An idle sweep reads the index and takes no lock: the chain head is every write's first lock.
   if ((await core.store.dueForExpiry(now, 1)).length === 0) return 0;
   let total = 0;
@@ -112,34 +100,52 @@ export async function close(core: BrokerCore, grants: Grant[], reason: CloseReas
   return claimed.length;
 }
 
-/** closing → closed: remove the rules (batched per backend), then record the close. */
+/**
+ * closing → closed: remove the rules (one call per backend, the backends in parallel), then record
+ * every close in one transaction (a batch over many backends is one commit, not one per backend).
+ */
 export async function finishClosing(core: BrokerCore, grants: Grant[], actor: string): Promise<void> {
   if (grants.length === 0) return;
   const byBackend = new Map<FirewallAdapter, Grant[]>();
   for (const g of grants) {
     const fw = core.firewall(g.targetId);
-    byBackend.set(fw, [...(byBackend.get(fw) ?? []), g]);
+    const batch = byBackend.get(fw);
+    if (batch) batch.push(g);
+    else byBackend.set(fw, [g]);
   }
+  // Grants closing together do not keep each other's rules.
+  const closingIds = grants.map((g) => g.id);
   const errors: unknown[] = [];
+  const failed: { batch: Grant[]; error: unknown }[] = [];
+  const removed: { batch: Grant[]; shared: Set<string> }[] = [];
   await Promise.all(
     [...byBackend].map(async ([fw, batch]) => {
       const refs = [...new Set(batch.map((g) => g.ruleRef).filter((r): r is string => r !== null))];
-      const shared = await core.store.refsHeldByOthers(refs, batch.map((g) => g.id));
+      const shared = await core.store.refsHeldByOthers(refs, closingIds);
       const toClose = refs.filter((r) => !shared.has(r));
       try {
         if (toClose.length) await fw.close(toClose);
         failpoint('after-firewall-close');
+        removed.push({ batch, shared });
       } catch (e) {
         errors.push(e);
+        failed.push({ batch, error: e });
         core.log.warn('rule close failed; will retry', { backend: fw.scope, count: toClose.length, ...errorFields(e) });
-        await core.store.write(async (w) => {
-          for (const g of batch) await w.audit({ actor: 'system', grant: g.id, target: g.targetId, type: 'rule.close_failed', ruleRef: g.ruleRef ?? undefined, detail: { code: isPortcullisError(e) ? e.code : 'FIREWALL_UNAVAILABLE' } });
-        });
-        return;
       }
-      const closedAt = core.clock();
-      const closed = await core.store.write(async (w) => {
-        const done: Grant[] = [];
+    }),
+  );
+  if (failed.length) {
+    await core.store.write(async (w) => {
+      for (const { batch, error } of failed) {
+        for (const g of batch) await w.audit({ actor: 'system', grant: g.id, target: g.targetId, type: 'rule.close_failed', ruleRef: g.ruleRef ?? undefined, detail: { code: isPortcullisError(error) ? error.code : 'FIREWALL_UNAVAILABLE' } });
+      }
+    });
+  }
+  if (removed.length) {
+    const closedAt = core.clock();
+    const closed = await core.store.write(async (w) => {
+      const done: Grant[] = [];
+      for (const { batch, shared } of removed) {
         for (const g of batch) {
           if (!(await w.transition(g.id, 'closing', 'closed', { closedAt }))) continue;
           const kept = g.ruleRef !== null && shared.has(g.ruleRef);
@@ -147,11 +153,11 @@ export async function finishClosing(core: BrokerCore, grants: Grant[], actor: st
           await w.audit({ actor, grant: g.id, target: g.targetId, type: 'grant.closed', detail: { reason: g.closeReason } });
           done.push({ ...g, state: 'closed', closedAt });
         }
-        return done;
-      });
-      for (const g of closed) core.announceClosed(g);
-    }),
-  );
+      }
+      return done;
+    });
+    for (const g of closed) core.announceClosed(g);
+  }
   if (errors.length && errors.length === byBackend.size) {
     const e = errors[0];
     throw isPortcullisError(e) ? e : new PortcullisError('FIREWALL_UNAVAILABLE', 'the firewall did not remove the rule; it will be retried', { cause: e });

@@ -39,7 +39,8 @@ export interface BrokerDeps {
   currentAttempts?: () => WindowSummary | undefined;
 }
 
-export type GrantListener = (grant: Grant) => void;
+/** `previousExpiresAt`: set when an extend moved the grant's expiry from that one. */
+export type GrantListener = (grant: Grant, change?: { previousExpiresAt: number | null }) => void;
 
 const GRANT_ID = /^g_[A-Za-z0-9_-]{10,40}$/;
 
@@ -66,8 +67,8 @@ export class BrokerCore {
     this.targets = new Map(deps.targets.map((t) => [t.id, t]));
   }
 
-  announceActive(g: Grant): void {
-    for (const l of this.activeListeners) l(g);
+  announceActive(g: Grant, change?: { previousExpiresAt: number | null }): void {
+    for (const l of this.activeListeners) l(g, change);
   }
 
   announceClosed(g: Grant): void {

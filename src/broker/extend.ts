@@ -82,6 +82,6 @@ async function claimAndExtend(core: BrokerCore, principal: Principal, grant: Gra
   // Only a reconciler of another process that took the intent for stale moves `extending`; the
   // grant then holds its old expiry and the reaper closes it then.
   if (!updated) throw new PortcullisError('INVALID_STATE', `grant ${id} changed state while being extended; it keeps its old expiry`);
-  core.announceActive(updated);
+  core.announceActive(updated, { previousExpiresAt: grant.expiresAt });
   return updated;
 }

@@ -3,6 +3,7 @@
 // closed; grants a crash left in `approved`, `opening`, `extending` or `closing` are settled.
 // All of it audited. It calls an adapter to open only behind the same durable intent as a
 // request does (`opening`, through openRule), so a revoke racing it cannot leave a rule behind.
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { errorFields, type Logger } from '../log.ts';
 import type { FirewallAdapter, ManagedRule } from '../firewall/port.ts';
 import type { Store } from '../store/store.ts';
@@ -88,9 +89,16 @@ export class Reconciler {
     };
     result.settled += await this.recoverApproved(now, settleNow, stale.openingMs);
     const backends = new Map<FirewallAdapter, string[]>();
-    for (const [targetId, fw] of this.host.firewalls) backends.set(fw, [...(backends.get(fw) ?? []), targetId]);
+    for (const [targetId, fw] of this.host.firewalls) {
+      const ids = backends.get(fw);
+      if (ids) ids.push(targetId);
+      else backends.set(fw, [targetId]);
+    }
 
     for (const [fw, targetIds] of backends) {
+      // A turn of the event loop per backend: on SQLite the reads do not yield, and a reconcile of
+      // many backends would otherwise hold the reaper's timer (and every request) until it is done.
+      await nextTurn();
       // List the backend BEFORE reading grants: a grant that opens in between is then seen as
       // live, never its rule as an orphan.
       let rules;

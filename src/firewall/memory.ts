@@ -16,6 +16,8 @@ export interface RuleTable {
   insert(rule: RuleRecord): void;
   remove(refs: string[]): void;
   all(): RuleRecord[];
+  /** How many rules the table holds (health), without reading them. */
+  count(): number;
 }
 
 export class MapRuleTable implements RuleTable {
@@ -39,6 +41,9 @@ export class MapRuleTable implements RuleTable {
   all() {
     return [...this.rules.values()];
   }
+  count() {
+    return this.rules.size;
+  }
 }
 
 /**
@@ -50,6 +55,8 @@ export type Fault = 'unavailable' | 'error' | 'throttled' | 'timeout';
 /** Milliseconds a call takes before its effect lands, as a remote backend would (a number, or drawn per call). */
 export type Latency = number | (() => number);
 type Op = 'open' | 'close' | 'list';
+/** Rule refs are unique across every table of the process (a batch may span many backends). */
+let refSeq = 0;
 
 export class TableFirewall implements FirewallAdapter {
   readonly calls = { open: 0, close: 0, list: 0, closedRefs: 0 };
@@ -61,7 +68,6 @@ export class TableFirewall implements FirewallAdapter {
   private held: Partial<Record<Op, Promise<void>>> = {};
   /** Runs at the start of each call, before any fault: lets a test fail something else mid-operation. */
   onCall?: (op: Op) => void | Promise<void>;
-  private seq = 0;
 
   constructor(
     readonly kind: string,
@@ -101,7 +107,7 @@ export class TableFirewall implements FirewallAdapter {
     const existing = this.table.byGrant(rule.grantId);
     if (existing && rule.extend) this.table.insert({ ...existing, expiresAt: rule.expiresAt });
     if (existing) return this.answer(late, existing.ref);
-    const ref = `${this.kind}-${Date.now().toString(36)}-${(this.seq++).toString(36)}`;
+    const ref = `${this.kind}-${Date.now().toString(36)}-${(refSeq++).toString(36)}`;
     this.table.insert({ ref, grantId: rule.grantId, source: rule.source, port: rule.port, expiresAt: rule.expiresAt });
     return this.answer(late, ref);
   }
@@ -125,7 +131,7 @@ export class TableFirewall implements FirewallAdapter {
   }
 
   async check(): Promise<FirewallHealth> {
-    return { ok: true, detail: `${this.kind}: SIMULATED, no real firewall is changed (${this.table.all().length} rules held)` };
+    return { ok: true, detail: `${this.kind}: SIMULATED, no real firewall is changed (${this.table.count()} rules held)` };
   }
 
   private async delay(op: Op): Promise<void> {

@@ -498,7 +498,11 @@ function refMatches(w: ReturnType<typeof parseRef>, e: NftElement): boolean {
 
 function deleteLines(table: string, els: NftElement[]): string {
   const bySet = new Map<string, string[]>();
-  for (const e of els) bySet.set(e.set, [...(bySet.get(e.set) ?? []), elementKey(e)]);
+  for (const e of els) {
+    const keys = bySet.get(e.set);
+    if (keys) keys.push(elementKey(e));
+    else bySet.set(e.set, [elementKey(e)]);
+  }
   return [...bySet].map(([set, keys]) => `delete element inet ${table} ${set} { ${keys.join(', ')} }\n`).join('');
 }
 

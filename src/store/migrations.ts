@@ -179,4 +179,14 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('grants').addColumn('claimed_by', 'text').execute();
     },
   },
+  // Many live grants: the reconciler, gate and idle watcher read a target's live grants
+  // (target_id, state); the reaper's next expiry and due batch use grants_state_expires (0001).
+  // A close asks which of its rule refs other live grants hold (rule_ref, state): with rule_ref
+  // alone SQLite's planner took (state) instead once the list grew, reading every active grant.
+  '0007_grants_target_state': {
+    async up(db: Kysely<any>) {
+      await db.schema.createIndex('grants_target_state').on('grants').columns(['target_id', 'state']).execute();
+      await db.schema.createIndex('grants_rule_ref_state').on('grants').columns(['rule_ref', 'state']).execute();
+    },
+  },
 };

@@ -36,9 +36,10 @@ export interface Writer {
   addApproval(a: Approval): Promise<boolean>;
   approvals(id: GrantId): Promise<Approval[]>;
   /**
-   * PostgreSQL: moves up to `limit` active grants due at `now` to `closing` (reason expired) in one
-   * statement, skipping rows another transaction holds (`FOR UPDATE SKIP LOCKED`), and returns them
-   * as claimed. Whichever replica runs it first owns those closes.
+   * Moves up to `limit` active grants due at `now` (expires_at <= now, re-checked in the statement)
+   * to `closing` (reason expired) in one statement and returns them as claimed. On PostgreSQL it
+   * skips rows another transaction holds (`FOR UPDATE SKIP LOCKED`): whichever replica runs it
+   * first owns those closes. SQLite has one writer.
    */
   claimDue(now: number, limit: number): Promise<Grant[]>;
 }
@@ -259,9 +260,9 @@ export class Store {
         return moved;
       },
       claimDue: async (now, limit) => {
-        if (this.dialect !== 'postgres') throw new Error('claimDue is for PostgreSQL; SQLite has one writer and uses dueForExpiry');
+        const lock = this.dialect === 'postgres' ? sql` for update skip locked` : sql``;
         const res = await sql<GrantsTable>`update grants set state = 'closing', close_reason = 'expired', updated_at = ${this.clock()}, claimed_by = ${this.coordinator?.owner ?? null}
-          where id in (select id from grants where state = 'active' and expires_at <= ${now} order by expires_at limit ${limit} for update skip locked)
+          where id in (select id from grants where state = 'active' and expires_at <= ${now} order by expires_at limit ${limit}${lock})
           returning *`.execute(tx);
         return res.rows.map(fromRow).sort((a, b) => (a.expiresAt ?? 0) - (b.expiresAt ?? 0));
       },
@@ -342,13 +343,34 @@ export class Store {
     return Number(row.n);
   }
 
-  /** Grants in `states` (default: the live ones), optionally only those last changed before `updatedBefore`. */
+  /**
+   * The soonest expiry of an active grant (epoch ms), or null when none is active: the reaper arms
+   * its one timer for it. One read of the (state, expires_at) index.
+   */
+  async nextExpiry(): Promise<number | null> {
+    const row = await this.db
+      .selectFrom('grants')
+      .select('expires_at')
+      .where('state', '=', 'active')
+      .where('expires_at', 'is not', null)
+      .orderBy('expires_at')
+      .limit(1)
+      .executeTakeFirst();
+    return row?.expires_at == null ? null : Number(row.expires_at);
+  }
+
+  /**
+   * Grants in `states`, optionally only those last changed before `updatedBefore`, oldest first.
+   * Every matching grant unless `limit` is given, never silently capped: the reconciler takes a
+   * rule that no returned grant explains for an orphan and removes it.
+   */
   async grantsInStates(states: readonly GrantState[], opts: { targetIds?: string[]; updatedBefore?: number; limit?: number } = {}): Promise<Grant[]> {
     let q = this.db.selectFrom('grants').selectAll().where('state', 'in', [...states]);
     if (opts.targetIds) q = q.where('target_id', 'in', opts.targetIds.length ? opts.targetIds : ['']);
     if (opts.updatedBefore !== undefined) q = q.where('updated_at', '<', opts.updatedBefore);
-    const rows = await q.orderBy('created_at').limit(opts.limit ?? 100_000).execute();
-    return rows.map(fromRow);
+    q = q.orderBy('created_at').orderBy('id');
+    if (opts.limit !== undefined) q = q.limit(opts.limit);
+    return (await q.execute()).map(fromRow);
   }
 
   /** Ids of live grants outside `exclude` that hold one of `refs` (rules shared by identical grants). */

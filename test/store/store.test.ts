@@ -141,6 +141,60 @@ function storeSuite(name: string, open: () => Promise<{ db: Db; cleanup: () => P
       assert.equal(await store.countLiveForUser('alice' as UserId, 1), 1, 'the quota check counts no further than the quota');
     });
 
+    it('claimDue moves the due active grants to closing in one statement, re-checking the expiry, and only those', async () => {
+      const now = Date.now();
+      const due = grant({ state: 'active', expiresAt: now });
+      const notYet = grant({ state: 'active', expiresAt: now + 1 });
+      const extending = grant({ state: 'extending', expiresAt: now - 1 });
+      await store.write(async (w) => {
+        for (const g of [due, notYet, extending]) await w.insertGrant(g);
+      });
+      const claimed = await store.write((w) => w.claimDue(now, 10_000));
+      const ids = new Set(claimed.map((g) => g.id));
+      assert.ok(ids.has(due.id), 'due at its exact expiry');
+      assert.ok(!ids.has(notYet.id), 'never before its expiry');
+      assert.ok(!ids.has(extending.id), 'an extend in flight is left alone');
+      const after = await store.getGrant(due.id);
+      assert.equal(after?.state, 'closing');
+      assert.equal(after?.closeReason, 'expired');
+      assert.equal((await store.getGrant(notYet.id))?.state, 'active');
+      assert.deepEqual(await store.write((w) => w.claimDue(now, 10_000)), [], 'a second claim finds nothing');
+    });
+
+    it('nextExpiry is the soonest expiry of an active grant only', async () => {
+      const soonest = grant({ state: 'active', expiresAt: 1 });
+      const closedEarlier = grant({ state: 'closed', expiresAt: 0 });
+      await store.write(async (w) => {
+        for (const g of [soonest, closedEarlier]) await w.insertGrant(g);
+      });
+      assert.equal(await store.nextExpiry(), 1);
+      await store.write((w) => w.transition(soonest.id, 'active', 'closed', { closeReason: 'revoked', closedAt: Date.now() }));
+      assert.ok(((await store.nextExpiry()) ?? Infinity) > 1, 'a closed grant is not waited for');
+    });
+
+    it('migration 0007 indexes grants by (target_id, state) and (rule_ref, state); (state, expires_at) serves the reaper', async () => {
+      const columns = async (index: string): Promise<string> => {
+        if (db.dialect === 'sqlite') {
+          const r = await sql<{ name: string }>`select name from pragma_index_info(${index}) order by seqno`.execute(db.kysely);
+          return r.rows.map((x) => x.name).join(',');
+        }
+        const r = await sql<{ indexdef: string }>`select indexdef from pg_indexes where tablename = 'grants' and indexname = ${index}`.execute(db.kysely);
+        return /\((.*)\)/.exec(r.rows[0]?.indexdef ?? '')?.[1]?.replace(/\s/g, '') ?? '';
+      };
+      assert.equal(await columns('grants_target_state'), 'target_id,state');
+      assert.equal(await columns('grants_rule_ref_state'), 'rule_ref,state');
+      assert.equal(await columns('grants_state_expires'), 'state,expires_at');
+      if (db.dialect === 'sqlite') {
+        // With many refs SQLite's planner took (state) over (rule_ref) and read every active grant per close.
+        const refs = Array.from({ length: 60 }, (_, i) => `r${i}`);
+        const held = db.kysely.selectFrom('grants').select(['id', 'rule_ref']).where('rule_ref', 'in', refs).where('state', 'in', ['opening', 'active', 'extending']).compile();
+        const heldPlan = await sql<{ detail: string }>`explain query plan ${sql.raw(held.sql.replace(/\?/g, "'x'"))}`.execute(db.kysely);
+        assert.match(heldPlan.rows.map((r) => r.detail).join(' '), /grants_rule_ref_state/);
+        const plan = await sql<{ detail: string }>`explain query plan select * from grants where target_id in ('lab-pc') and state in ('active', 'closing')`.execute(db.kysely);
+        assert.match(plan.rows.map((r) => r.detail).join(' '), /grants_target_state/);
+      }
+    });
+
     it('appends audit events as a hash chain that verifies, also under concurrent writers', async () => {
       await Promise.all(Array.from({ length: 40 }, (_, i) => store.audit({ type: 'test.event', actor: `u${i}`, detail: { i } })));
       const v = await store.verifyAudit();
