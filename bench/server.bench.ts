@@ -54,7 +54,6 @@ export async function run(): Promise<BenchRow[]> {
     // One user from one address makes every request: the per-user and per-address limits would answer 429.
     server: { listen: '127.0.0.1:0', rateLimits: { grantRequestsPerUser: 1_000_000, grantRequestsPerAddress: 1_000_000 } },
     oidc: { issuer: idp.issuer, dangerouslyAllowHttpIssuer: true, clients: { web: { id: idp.clients.web.id, secret: idp.clients.web.secret }, cli: { id: idp.clients.cli.id } } },
-    server: { listen: '127.0.0.1:0', rateLimits: { grantRequestsPerUser: 1_000_000, grantRequestsPerAddress: 1_000_000 } },
     grants: { minDuration: '1m', maxDuration: '8h', maxActivePerUser: ACTIVE + SINGLE + 1000 },
     reaper: { sweep: '*/15 * * * * *' },
     targets: [{ id: 'lab-pc', tags: { env: 'dev', customer: 'internal' }, firewall: { kind: 'simulated' } }],
