@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createNftablesAdapter } from '../../src/firewall/nftables.ts';
 import { createNftRunner, summarise } from '../../src/firewall/nft-exec.ts';
-import { parseRef, parseTableListing } from '../../src/firewall/nft-table.ts';
+import { elementRef, keysShape, parseRef, parseTableListing } from '../../src/firewall/nft-table.ts';
 import { scanRuleset } from '../../src/firewall/nft-exposure.ts';
 import { parseCidr } from '../../src/firewall/nft-values.ts';
 import { PortcullisError } from '../../src/errors.ts';
@@ -119,7 +119,9 @@ describe('nftables adapter input fences', () => {
     const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, { runner, now: () => expiresAt - 90_000 });
     await fw.init();
     const ref = await fw.open(rule({ expiresAt, source: '2001:db8:0:0::/64' }));
-    assert.equal(ref, 'g6_0,2001:db8::/64,::/0,3389,g1');
+    // The timing: the kernel's timeout fires by the answer (the fixed clock) + 90,000 ms, for this expiry and these keys.
+    const shape = keysShape(['2001:db8::/64 . ::/0 . tcp . 3389', '2001:db8::/64 . ::/0 . udp . 3389']);
+    assert.equal(ref, `g6_0,2001:db8::/64,::/0,3389,g1,${expiresAt},${expiresAt},${shape}`);
     const write = calls.at(-1)!;
     assert.deepEqual(write.args, ['-f', '-']);
     assert.equal(
@@ -205,6 +207,20 @@ describe('nft JSON parsing', () => {
     assert.throws(() => parseRef('g6_3,198.51.100.7/32,::/0,3389,g'), code('INVALID_REQUEST'));
     assert.throws(() => parseRef('ports,198.51.100.7/32,0.0.0.0/0,3389,g'), code('INVALID_REQUEST'));
     assert.throws(() => parseRef('g4_0,198.51.100.07/32,0.0.0.0/0,3389,g'), code('INVALID_REQUEST'));
+    // With the timing open adds: round-trips; a partial, malformed or grantless timing is refused.
+    const timing = { bound: 1_700_000_000_123, expiresAt: 1_700_000_000_100, shape: '0123456789abcdef' };
+    const timed = elementRef({ set: 'g4_1', saddr: '198.51.100.7/32', daddr: '0.0.0.0/0', dport: '3389', grantId: 'g1' }, timing);
+    assert.equal(timed, 'g4_1,198.51.100.7/32,0.0.0.0/0,3389,g1,1700000000123,1700000000100,0123456789abcdef');
+    assert.deepEqual(parseRef(timed), { set: 'g4_1', family: 4, saddr: '198.51.100.7/32', daddr: '0.0.0.0/0', dport: '3389', grantId: 'g1', timing });
+    assert.equal(elementRef({ set: 'g4_1', saddr: '198.51.100.7/32', daddr: '0.0.0.0/0', dport: '3389', grantId: undefined }, timing), 'g4_1,198.51.100.7/32,0.0.0.0/0,3389,', 'an orphan has no timing');
+    for (const bad of [
+      'g4_1,198.51.100.7/32,0.0.0.0/0,3389,g1,1700000000123',
+      'g4_1,198.51.100.7/32,0.0.0.0/0,3389,g1,1700000000123,1700000000100',
+      'g4_1,198.51.100.7/32,0.0.0.0/0,3389,g1,17e12,1700000000100,0123456789abcdef',
+      'g4_1,198.51.100.7/32,0.0.0.0/0,3389,g1,1700000000123,1700000000100,0123456789ABCDEF',
+      'g4_1,198.51.100.7/32,0.0.0.0/0,3389,,1700000000123,1700000000100,0123456789abcdef',
+      'g4_1,198.51.100.7/32,0.0.0.0/0,3389,g1,1700000000123,1700000000100,0123456789abcdef,x',
+    ]) assert.throws(() => parseRef(bad), code('INVALID_REQUEST'), bad);
   });
 
   it('canonicalises addresses the way nft prints them', () => {
