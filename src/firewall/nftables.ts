@@ -289,7 +289,7 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
   private noteRewrite(els: NftElement[], at: number | undefined): void {
     if (at === undefined || els.length === 0) return;
     const done = this.now();
-    const until = Math.max(...els.map((e) => done + timeoutOf(e.expiresAt ?? 0, at)));
+    const until = els.reduce((m, e) => Math.max(m, done + timeoutOf(e.expiresAt ?? 0, at)), -Infinity);
     const slack = Math.ceil(done - at) + 1;
     this.rewritten = done > this.rewritten.until ? { slack, until } : { slack: Math.max(slack, this.rewritten.slack), until: Math.max(until, this.rewritten.until) };
   }
