@@ -159,6 +159,58 @@ describe('nftables adapter input fences', () => {
   });
 });
 
+describe('nftables close: which path a timed ref takes (controlled clock, recorded runner)', () => {
+  it('after a slow restore rewrote a grant, a close past the ref\'s bound lists until the restore\'s latency has passed too', async () => {
+    const { calls, runner } = recorder();
+    let clock = 1_700_000_000_000;
+    let lost = false;
+    let slowMs = 0;
+    const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, {
+      now: () => clock,
+      runner: async (args, stdin) => {
+        if (lost && args[0] === '-j') throw new PortcullisError('FIREWALL_ERROR', 'nftables: No such file or directory', { details: { nft: 'missing' } });
+        const out = await runner(args, stdin);
+        if (args[0] === '-f') {
+          clock += slowMs; // the transaction's latency, on the adapter's clock
+          lost = false;
+        }
+        return out;
+      },
+    });
+    await fw.init();
+    const a = rule({ expiresAt: clock + 1000 });
+    const ref = await fw.open(a);
+    assert.equal(parseRef(ref).timing!.bound, a.expiresAt, 'answered at once: the bound is the expiry');
+    // The table is lost; the restore puts A back with a timeout computed before a 500 ms transaction.
+    lost = true;
+    slowMs = 500;
+    assert.equal((await fw.ensureGate(async () => [a])).putBack, 1);
+    slowMs = 0;
+    const closeCalls = async (at: number) => {
+      clock = at;
+      const before = calls.length;
+      await fw.close([ref]);
+      return calls.slice(before).map((c) => c.args[0]);
+    };
+    assert.deepEqual(await closeCalls(a.expiresAt + 100), ['-j'], 'past the ref\'s bound, within the restore\'s latency: a listing');
+    assert.deepEqual(await closeCalls(a.expiresAt + 600), [], 'past the restore\'s latency too: nothing to do');
+    assert.deepEqual(await closeCalls(a.expiresAt - 10), ['-j'], 'around the expiry: a listing');
+  });
+
+  it('a revoke well before expiry deletes every key of the grant in one transaction, with no listing', async () => {
+    const { calls, runner } = recorder();
+    const clock = 1_700_000_000_000;
+    const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, { runner, now: () => clock });
+    await fw.init();
+    const ref = await fw.open(rule({ expiresAt: clock + 60_000 }));
+    const before = calls.length;
+    await fw.close([ref]);
+    assert.deepEqual(calls.slice(before).map((c) => c.stdin), [
+      'delete element inet portcullis g4_0 { 198.51.100.7/32 . 0.0.0.0/0 . tcp . 3389, 198.51.100.7/32 . 0.0.0.0/0 . udp . 3389 }\n',
+    ]);
+  });
+});
+
 describe('nft process errors', () => {
   it('a missing nft binary is FIREWALL_UNAVAILABLE', async () => {
     const run = createNftRunner({ nftPath: '/nonexistent/nft' });
