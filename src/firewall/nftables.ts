@@ -84,10 +84,12 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
   private queue: Promise<unknown> = Promise.resolve();
   /**
    * A restore rewrites elements with timeouts computed before its (possibly long) transaction, so they
-   * can outlive the bound of the ref an open returned by up to `slack` ms, until `until` (when every
-   * element it wrote has expired). An after-expiry close waits out that slack.
+   * can outlive the bound in the ref open returned. By grant (source|port|grant, any set): the latest
+   * the kernel can remove what the restore wrote. An after-expiry close waits for that too.
    */
-  private rewritten = { slack: 0, until: -Infinity };
+  private readonly rewritten = new Map<string, number>();
+  /** When `rewritten` and `deleted` are next cleared of entries that have passed. */
+  private nextSweep = 0;
   /** Grants (set|source|port|grant) a write of which nft may or may not have committed: their closes list. */
   private readonly doubt = new Set<string>();
   /**
@@ -288,10 +290,13 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
   /** Records a restore's rewrite (see `rewritten`), whether or not it answered: nft may have committed it. */
   private noteRewrite(els: NftElement[], at: number | undefined): void {
     if (at === undefined || els.length === 0) return;
-    const done = this.now();
-    const until = els.reduce((m, e) => Math.max(m, done + timeoutOf(e.expiresAt ?? 0, at)), -Infinity);
-    const slack = Math.ceil(done - at) + 1;
-    this.rewritten = done > this.rewritten.until ? { slack, until } : { slack: Math.max(slack, this.rewritten.slack), until: Math.max(until, this.rewritten.until) };
+    const done = Math.ceil(this.now());
+    this.sweep(done);
+    for (const e of els) {
+      if (e.grantId === undefined) continue;
+      const k = grantKey(e);
+      this.rewritten.set(k, Math.max(this.rewritten.get(k) ?? -Infinity, done + timeoutOf(e.expiresAt ?? 0, at)));
+    }
   }
 
   /** Whether the table holds every one of `els`, each with its grant's comment. */
@@ -346,8 +351,7 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
     if (t === undefined || w.grantId === undefined || this.doubt.has(doubtKey(w))) return undefined;
     // (A replica that deleted it and crashed before recording the close is not known here: fail-closed, as above.)
     if (this.deleted.has(doubtKey(w))) return undefined;
-    const slack = now <= this.rewritten.until ? this.rewritten.slack : 0;
-    if (now >= t.bound + EXPIRED_MARGIN_MS && now >= t.expiresAt + slack + EXPIRED_MARGIN_MS) return 'expired';
+    if (now >= t.bound + EXPIRED_MARGIN_MS && now >= (this.rewritten.get(grantKey(w)) ?? -Infinity) + EXPIRED_MARGIN_MS) return 'expired';
     if (now >= t.expiresAt - REVOKE_MARGIN_MS) return undefined;
     const src = parseCidr(w.saddr);
     const all = this.fallback ? [this.fallback] : [...this.targets.values()];
@@ -359,10 +363,17 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
   }
 
   private noteDeleted(refs: ParsedRef[], now: number): void {
-    if (this.deleted.size > 10_000) for (const [k, exp] of this.deleted) if (exp < now) this.deleted.delete(k);
-    // Bounded: forgetting the oldest only costs a retried close its listing (fail-closed, as above).
+    this.sweep(now);
+    // Bounded: forgetting the oldest only costs a retried close the listing (fail-closed, as above).
     while (this.deleted.size > 100_000) this.deleted.delete(this.deleted.keys().next().value!);
     for (const w of refs) this.deleted.set(doubtKey(w), w.timing!.expiresAt);
+  }
+
+  /** Drops entries of `deleted` and `rewritten` that have passed, at most once a minute. */
+  private sweep(now: number): void {
+    if (now < this.nextSweep) return;
+    this.nextSweep = now + 60_000;
+    for (const m of [this.deleted, this.rewritten]) for (const [k, until] of m) if (until < now) m.delete(k);
   }
 
   /** The listing path of close(): the elements a listing shows are the refs' are deleted in one transaction. */
@@ -618,7 +629,12 @@ function timeoutOf(expiresAt: number, at: number): number {
 }
 
 function doubtKey(e: Pick<NftElement, 'set' | 'saddr' | 'dport' | 'grantId'>): string {
-  return `${e.set}|${e.saddr}|${e.dport}|${e.grantId ?? ''}`;
+  return `${e.set}|${grantKey(e)}`;
+}
+
+/** A grant's elements of one source and port, in whichever set (a restore may place them in another slot). */
+function grantKey(e: Pick<NftElement, 'saddr' | 'dport' | 'grantId'>): string {
+  return `${e.saddr}|${e.dport}|${e.grantId ?? ''}`;
 }
 
 /** An element a ref names: the grant's, by set, source and port; an orphan's, by its exact key. */
