@@ -1,6 +1,8 @@
 // nftables adapter latency in a throwaway network namespace: open and close with 0, 1,000 and 100,000
-// live elements in the set the opens go to, closing 1,000 elements in one transaction, and the gate check
-// every sweep runs (verify; restore after a flush). Needs root and nft; otherwise it says so and reports nothing.
+// live elements in the set the opens go to (close three ways: a revoke before expiry, a close after the
+// kernel expired the element, and through a listing as refs without timing do), closing 1,000 elements in
+// one transaction, and the gate check every sweep runs (verify; restore after a flush). Needs root and nft;
+// otherwise it says so and reports nothing.
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { createNftablesAdapter } from '../src/firewall/nftables.ts';
@@ -9,12 +11,14 @@ import { stats, type BenchRow } from './stats.ts';
 
 const SAMPLES = 100;
 const BATCH = 1000;
-/** Live elements in g4_0 while open and close are timed; close lists the table, so fewer samples at 100k. */
+/** Live elements in g4_0 while open and close are timed; a close through a listing lists them all, so fewer samples at 100k. */
 const LEVELS = [
-  { live: 0, opens: SAMPLES, closes: SAMPLES },
-  { live: 1_000, opens: SAMPLES, closes: SAMPLES },
-  { live: 100_000, opens: SAMPLES, closes: 20 },
+  { live: 0, listed: 20 },
+  { live: 1_000, listed: 20 },
+  { live: 100_000, listed: 10 },
 ];
+/** Grants closed after expiry live this long (their ref's bound passes a few ms later). */
+const SHORT_MS = 1000;
 
 export async function run(): Promise<BenchRow[]> {
   if (process.getuid?.() !== 0 || spawnSync('nft', ['--version']).status !== 0 || spawnSync('ip', ['netns', 'list']).status !== 0) {
@@ -87,23 +91,47 @@ export async function run(): Promise<BenchRow[]> {
       const opened: string[] = [];
       const opens: number[] = [];
       const reads0 = fw.calls.read;
-      for (let i = 0; i < level.opens; i++) {
-        const s = { ...spec(0), grantId: `o-${n}` as GrantId, source: `172.${16 + ((n >> 16) & 15)}.${(n >> 8) & 255}.${n & 255}/32` };
+      const source = () => `172.${16 + ((n >> 16) & 15)}.${(n >> 8) & 255}.${n & 255}/32`;
+      for (let i = 0; i < SAMPLES + level.listed; i++) {
+        const s = { ...spec(0), grantId: `o-${n}` as GrantId, source: source() };
         n++;
         opens.push(await time(async () => opened.push(await fw.open(s))));
       }
-      const readsPerOpen = (fw.calls.read - reads0) / level.opens;
-      const closes: number[] = [];
-      for (const r of opened.slice(0, level.closes)) closes.push(await time(() => fw.close([r])));
-      await fw.close(opened.slice(level.closes));
+      const readsPerOpen = (fw.calls.read - reads0) / opens.length;
+      // A revoke before expiry: the ref as open returned it.
+      const revokes: number[] = [];
+      const calls0 = { ...fw.calls };
+      for (const r of opened.slice(0, SAMPLES)) revokes.push(await time(() => fw.close([r])));
+      const revokeCalls = `${(fw.calls.read - calls0.read) / SAMPLES} listings, ${(fw.calls.write - calls0.write) / SAMPLES} transactions per close`;
+      // The same close through a listing: the refs cut to their first five fields (stored before the timing existed, or from list()).
+      const listedCloses: number[] = [];
+      for (const r of opened.slice(SAMPLES)) listedCloses.push(await time(() => fw.close([r.split(',').slice(0, 5).join(',')])));
+      // A close after the kernel expired the element (what the reaper does at expiry): grants opened for SHORT_MS, closed once past their bound.
+      const short: string[] = [];
+      for (let i = 0; i < SAMPLES; i++) {
+        short.push(await fw.open({ ...spec(0), grantId: `e-${n}` as GrantId, source: source(), expiresAt: Date.now() + SHORT_MS }));
+        n++;
+      }
+      const lastBound = Math.max(...short.map((r) => Number(r.split(',')[5])));
+      await new Promise((r) => setTimeout(r, Math.max(0, lastBound + 50 - Date.now())));
+      const expired: number[] = [];
+      const calls1 = { ...fw.calls };
+      for (const r of short) expired.push(await time(() => fw.close([r])));
+      const expiredCalls = (fw.calls.read - calls1.read + fw.calls.write - calls1.write) / SAMPLES;
       const o = stats(opens);
-      const c = stats(closes);
+      const c = stats(revokes);
+      const e = stats(expired);
+      const l = stats(listedCloses);
       const at = `${level.live.toLocaleString('en')} live`;
       rows.push(
-        { bench: 'nft', metric: `open latency median (${at})`, value: round(o.median), unit: 'ms', note: `${level.opens} opens; one create element, ${readsPerOpen} listings per open; ${note}; load ${load}${level.live ? `; fill ${fillMs} ms` : ''}` },
+        { bench: 'nft', metric: `open latency median (${at})`, value: round(o.median), unit: 'ms', note: `${opens.length} opens; one create element, ${readsPerOpen} listings per open; ${note}; load ${load}${level.live ? `; fill ${fillMs} ms` : ''}` },
         { bench: 'nft', metric: `open latency p99 (${at})`, value: round(o.p99), unit: 'ms', note: `max ${round(o.max)} ms` },
-        { bench: 'nft', metric: `close latency median (${at})`, value: round(c.median), unit: 'ms', note: `${level.closes} single closes; listing + delete element` },
-        { bench: 'nft', metric: `close latency p99 (${at})`, value: round(c.p99), unit: 'ms', note: `max ${round(c.max)} ms` },
+        { bench: 'nft', metric: `close latency median, revoke before expiry (${at})`, value: round(c.median), unit: 'ms', note: `${SAMPLES} single closes; ${revokeCalls}` },
+        { bench: 'nft', metric: `close latency p99, revoke before expiry (${at})`, value: round(c.p99), unit: 'ms', note: `max ${round(c.max)} ms` },
+        { bench: 'nft', metric: `close latency median, after kernel expiry (${at})`, value: round(e.median), unit: 'ms', note: `${SAMPLES} single closes; ${expiredCalls} nft calls per close` },
+        { bench: 'nft', metric: `close latency p99, after kernel expiry (${at})`, value: round(e.p99), unit: 'ms', note: `max ${round(e.max)} ms` },
+        { bench: 'nft', metric: `close latency median, through a listing (${at})`, value: round(l.median), unit: 'ms', note: `${level.listed} single closes of refs without timing; listing + delete element` },
+        { bench: 'nft', metric: `close latency p99, through a listing (${at})`, value: round(l.p99), unit: 'ms', note: `max ${round(l.max)} ms` },
       );
     }
     const left = (await fw.list()).length;

@@ -1,5 +1,6 @@
 // The grant elements of Portcullis's own nft table: element keys and refs, and reading
 // `nft -j list table` back into elements. (The table's baseline is described in nft-baseline.ts.)
+import { createHash } from 'node:crypto';
 import { PortcullisError } from '../errors.ts';
 import { GRANT_SET } from './nft-baseline.ts';
 import {
@@ -33,28 +34,54 @@ export interface NftElement {
 export const elementKey = (e: Pick<NftElement, 'saddr' | 'daddr' | 'proto' | 'dport'>) => `${e.saddr} . ${e.daddr} . ${e.proto} . ${e.dport}`;
 
 /**
+ * When the kernel removes a grant's elements, as the adapter knows it from the write: `bound` is the
+ * latest the kernel's timeout can fire (epoch ms: the write's answer plus the timeout computed before
+ * it), `expiresAt` the grant expiry the timeout was computed for, `shape` a digest of every element
+ * key written (all destinations and protocols), so a close can delete exactly those keys without a
+ * listing, and only while the target's configuration still yields the same keys.
+ */
+export interface RefTiming {
+  bound: number;
+  expiresAt: number;
+  shape: string;
+}
+
+/** Digest of a grant's element keys (order-free): what a close rebuilds from the configuration must match it. */
+export function keysShape(keys: string[]): string {
+  return createHash('sha256').update([...keys].sort().join('\n')).digest('hex').slice(0, 16);
+}
+
+/**
  * The ref handed to the core: set, source, (first) destination, port and grant. A grant holds one
  * element per destination and protocol, all in one set; close() removes the grant's elements of that
  * set, source and port, so it never removes another grant's. Without a grant id (an orphan nobody's
- * comment explains) the destination is part of the match.
+ * comment explains) the destination is part of the match. Refs the adapter wrote itself add the
+ * element's timing (bound, expiresAt, shape); refs read back from a listing, and refs stored before
+ * the timing existed, have the first five fields only and are closed through a listing.
  */
-export function elementRef(e: Pick<NftElement, 'set' | 'saddr' | 'daddr' | 'dport' | 'grantId'>): string {
-  return [e.set, e.saddr, e.daddr, e.dport, e.grantId ?? ''].join(',');
+export function elementRef(e: Pick<NftElement, 'set' | 'saddr' | 'daddr' | 'dport' | 'grantId'>, timing?: RefTiming): string {
+  const base = [e.set, e.saddr, e.daddr, e.dport, e.grantId ?? ''];
+  return (timing && e.grantId !== undefined ? [...base, timing.bound, timing.expiresAt, timing.shape] : base).join(',');
 }
 
-export function parseRef(ref: string): Pick<NftElement, 'set' | 'family' | 'saddr' | 'daddr' | 'dport' | 'grantId'> {
+export type ParsedRef = Pick<NftElement, 'set' | 'family' | 'saddr' | 'daddr' | 'dport' | 'grantId'> & { timing?: RefTiming };
+
+export function parseRef(ref: string): ParsedRef {
   const parts = typeof ref === 'string' ? ref.split(',') : [];
-  const [set, saddr, daddr, dport, grantId] = parts;
+  const [set, saddr, daddr, dport, grantId, bound, expiresAt, shape] = parts;
   const m = GRANT_SET.exec(set ?? '');
+  const timed = parts.length === 8 && /^\d{1,15}$/.test(bound!) && /^\d{1,15}$/.test(expiresAt!) && /^[0-9a-f]{16}$/.test(shape!) && grantId !== '';
   const ok =
-    parts.length === 5 &&
+    (parts.length === 5 || timed) &&
     m !== null &&
     checkAddrKey(saddr!, Number(m[1]) as 4 | 6) &&
     checkAddrKey(daddr!, Number(m[1]) as 4 | 6) &&
     /^\d{1,5}(-\d{1,5})?$/.test(dport!) &&
     /^([A-Za-z0-9][A-Za-z0-9._:-]{0,79})?$/.test(grantId!);
   if (!ok) throw new PortcullisError('INVALID_REQUEST', `nftables: "${String(ref).slice(0, 120)}" is not an nftables rule ref`, { field: 'ref' });
-  return { set: set!, family: Number(m[1]) as 4 | 6, saddr: saddr!, daddr: daddr!, dport: dport!, grantId: grantId || undefined };
+  const out: ParsedRef = { set: set!, family: Number(m[1]) as 4 | 6, saddr: saddr!, daddr: daddr!, dport: dport!, grantId: grantId || undefined };
+  if (timed) out.timing = { bound: Number(bound), expiresAt: Number(expiresAt), shape: shape! };
+  return out;
 }
 
 function checkAddrKey(text: string, family: 4 | 6): boolean {

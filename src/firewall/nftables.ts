@@ -9,7 +9,7 @@ import { createNftRunner, nftFailure, type NftRunner } from './nft-exec.ts';
 import { NftSession, sessionOutcome } from './nft-session.ts';
 import { assertGrantId, assertNetns, assertPort, assertTable, canonicalIp, cidrText, grantComment, parseCidr, parseGrantComment, type Cidr } from './nft-values.ts';
 import { compareBaseline, describeBaseline, grantSet, installScript, type Baseline, type NftTarget, type TableLayout } from './nft-baseline.ts';
-import { elementKey, elementRef, listingItems, parseRef, tableElements, type NftElement } from './nft-table.ts';
+import { elementKey, elementRef, keysShape, listingItems, parseRef, tableElements, type NftElement, type ParsedRef, type RefTiming } from './nft-table.ts';
 import { scanRuleset } from './nft-exposure.ts';
 import { parseAttempts, type AttemptCounter, type AttemptReading } from './nft-attempts.ts';
 
@@ -50,6 +50,14 @@ export interface NftablesOptions {
 }
 
 const RETRIES = 3;
+/**
+ * Close's fast paths, judged on `this.now()` (the clock the timeouts were computed with). The kernel
+ * counts a timeout in jiffies, rounded down, from its commit: it fires no later than the bound (plus a
+ * late tick: EXPIRED_MARGIN_MS) and no earlier than the grant's expiry less the millisecond and two
+ * jiffies the rounding can take (REVOKE_MARGIN_MS covers HZ=100).
+ */
+const EXPIRED_MARGIN_MS = 10;
+const REVOKE_MARGIN_MS = 50;
 const ANY = { 4: '0.0.0.0/0', 6: '::/0' } as const;
 type Json = Record<string, unknown>;
 
@@ -74,6 +82,21 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
   /** Nothing opens until a check found the baseline in place (or restored it); a failed check or write closes it again. */
   private gate: { verified: boolean; problem: string } = { verified: false, problem: 'not checked yet' };
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * A restore rewrites elements with timeouts computed before its (possibly long) transaction, so they
+   * can outlive the bound in the ref open returned. By grant (source|port|grant, any set): the latest
+   * the kernel can remove what the restore wrote. An after-expiry close waits for that too.
+   */
+  private readonly rewritten = new Map<string, number>();
+  /** When `rewritten` and `deleted` are next cleared of entries that have passed. */
+  private nextSweep = 0;
+  /** Grants (set|source|port|grant) a write of which nft may or may not have committed: their closes list. */
+  private readonly doubt = new Set<string>();
+  /**
+   * Grants (set|source|port|grant) this adapter deleted by key, until their expiry: a second close of
+   * the same ref (a close retried after its record failed) lists, since another grant may hold the key by now.
+   */
+  private readonly deleted = new Map<string, number>();
 
   constructor(cfg: NftablesConfig, opts: NftablesOptions = {}) {
     const table = cfg.table ?? 'portcullis';
@@ -137,7 +160,11 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
       // store that cannot answer does not keep the ports open: the drops come back, grants come back
       // through reconcile once it answers.
       const back = this.placeBack(await live().catch(() => []), kept, now);
-      const script = (extra: NftElement[]) => () => installScript(this.baseline, [...kept, ...extra].map((e) => this.elementLine('add', e)));
+      let at: number | undefined;
+      const script = (extra: NftElement[]) => () => {
+        at = this.now();
+        return installScript(this.baseline, [...kept, ...extra].map((e) => this.elementLine('add', e, at)));
+      };
       try {
         try {
           await this.write(script(back), 'once');
@@ -146,6 +173,8 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
           if (back.length === 0 || nftFailure(e) !== 'exists') throw e;
           await this.write(script([]), 'once');
           back.length = 0;
+        } finally {
+          this.noteRewrite([...kept, ...back], at);
         }
       } catch (e) {
         this.lose(`${missing.join(', ')} missing and could not be restored: ${e instanceof Error ? e.message : String(e)}`);
@@ -178,8 +207,7 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
         if (rule.expiresAt - this.now() < 1) throw new PortcullisError('INVALID_DURATION', 'nftables: the grant has already expired', { field: 'expiresAt' });
         const els = this.elementsFor(rule, src, target, grantSet(src.family, 0));
         try {
-          await this.create(els);
-          return elementRef(els[0]!);
+          return elementRef(els[0]!, await this.create(els));
         } catch (e) {
           if (nftFailure(e) !== 'exists') throw e;
         }
@@ -201,8 +229,7 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
         // Extend: replace the grant's elements in one transaction so the new timeout and comment agree
         // and there is no instant without them. (`add` would refresh the timeout but keep the old comment.)
         const els = this.elementsFor(rule, src, target, mine[0]!.set);
-        await this.create(els, deleteLines(this.layout.table, mine));
-        return elementRef(els[0]!);
+        return elementRef(els[0]!, await this.create(els, deleteLines(this.layout.table, mine)));
       }
       if (rule.expiresAt - this.now() < 1) throw new PortcullisError('INVALID_DURATION', 'nftables: the grant has already expired', { field: 'expiresAt' });
       const taken = new Set(listing.map((e) => `${e.set}|${elementKey(e)}`));
@@ -210,8 +237,7 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
         const els = this.elementsFor(rule, src, target, grantSet(src.family, slot));
         if (els.some((e) => taken.has(`${e.set}|${elementKey(e)}`))) continue;
         try {
-          await this.create(els);
-          return elementRef(els[0]!);
+          return elementRef(els[0]!, await this.create(els));
         } catch (e) {
           if (nftFailure(e) !== 'exists') throw e;
         }
@@ -224,17 +250,52 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
    * One transaction creating `els` (after `before`, the extend's deletes). A table or set gone marks the
    * gate unverified and refuses. When nft died or hung with the transaction in hand, one listing tells
    * whether it committed: then the open succeeded, else it failed, and the caller is told which.
+   * Returns when the kernel removes the elements, for the ref (see closePath).
    */
-  private async create(els: NftElement[], before = ''): Promise<void> {
+  private async create(els: NftElement[], before = ''): Promise<RefTiming | undefined> {
+    let at: number | undefined;
+    const script = () => {
+      at = this.now();
+      return before + els.map((e) => this.elementLine('create', e, at)).join('');
+    };
     try {
-      await this.write(() => before + els.map((e) => this.elementLine('create', e)).join(''));
+      await this.write(script);
     } catch (e) {
       if (nftFailure(e) === 'missing') {
         this.lose('table or set vanished during open');
         this.assertGate();
       }
-      if (sessionOutcome(e) === 'unknown' && (await this.holds(els).catch(() => false))) return;
+      if (sessionOutcome(e) === 'unknown') {
+        const held = await this.holds(els).catch(() => undefined);
+        if (held) return this.timing(els, at);
+        // Not settled (the listing failed too): an extend may have replaced the grant's elements with
+        // a later timeout than its stored ref says, so closes of this grant list until one has.
+        if (held === undefined) this.doubt.add(doubtKey(els[0]!));
+      }
       throw e;
+    }
+    return this.timing(els, at);
+  }
+
+  /**
+   * Called once the transaction has answered (or a listing has shown it committed): the kernel started
+   * the timeout at its commit, before now, with the value computed at `at`, so it fires by now + that.
+   */
+  private timing(els: NftElement[], at: number | undefined): RefTiming | undefined {
+    const e = els[0];
+    if (at === undefined || e === undefined || e.expiresAt === null) return undefined;
+    return { bound: Math.ceil(this.now()) + timeoutOf(e.expiresAt, at), expiresAt: Math.floor(e.expiresAt), shape: keysShape(els.map(elementKey)) };
+  }
+
+  /** Records a restore's rewrite (see `rewritten`), whether or not it answered: nft may have committed it. */
+  private noteRewrite(els: NftElement[], at: number | undefined): void {
+    if (at === undefined || els.length === 0) return;
+    const done = Math.ceil(this.now());
+    this.sweep(done);
+    for (const e of els) {
+      if (e.grantId === undefined) continue;
+      const k = grantKey(e);
+      this.rewritten.set(k, Math.max(this.rewritten.get(k) ?? -Infinity, done + timeoutOf(e.expiresAt ?? 0, at)));
     }
   }
 
@@ -245,26 +306,94 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
     return els.every((e) => have.has(`${e.set}|${elementKey(e)}|${e.comment}`));
   }
 
+  /**
+   * Removes the refs' elements. A ref the adapter wrote (with its timing) mostly needs no listing:
+   * - after the kernel's timeout fired (past the bound): nothing to do. An expired element is neither
+   *   matched nor in the way of a `create`, so another grant may already hold the key; it is not touched.
+   * - well before the grant's expiry (a revoke): the element still lives, so no other grant can hold its
+   *   key (a `create` of a live key fails): one `delete element` by key. Should it have been removed out
+   *   of band and another grant have taken the key since, that grant's element goes instead: fail-closed
+   *   (its rule is missing, the reconciler reopens it), never a rule left open.
+   * - otherwise (around the expiry, a ref from a listing or stored before the timing existed, a target
+   *   whose configuration no longer yields the keys written, a delete that failed or whose outcome is
+   *   unknown): one listing shows which elements are the grant's.
+   */
   async close(refs: string[]): Promise<void> {
     const wanted = [...new Set(refs)].map(parseRef); // throws before anything is touched
     if (wanted.length === 0) return;
     await this.serial(async () => {
-      for (let attempt = 1; ; attempt++) {
-        const items = await this.readTable();
-        if (items === undefined) return;
-        const present = tableElements(items, this.now()).elements.filter((e) => wanted.some((w) => refMatches(w, e)));
-        if (present.length === 0) return;
+      const now = this.now();
+      const listed: ParsedRef[] = [];
+      const keyed: { ref: ParsedRef; keys: string[] }[] = [];
+      for (const w of wanted) {
+        const path = this.closePath(w, now);
+        if (path === 'expired') continue;
+        if (path === undefined) listed.push(w);
+        else keyed.push({ ref: w, keys: path });
+      }
+      if (keyed.length > 0) {
         try {
-          await this.write(deleteLines(this.layout.table, present));
-          return;
+          await this.write(keyed.map((k) => `delete element inet ${this.layout.table} ${k.ref.set} { ${k.keys.join(', ')} }\n`).join(''));
+          this.noteDeleted(keyed.map((k) => k.ref), now);
         } catch (e) {
-          // An element the kernel expired between our listing and the delete fails the whole
-          // transaction (nft 1.0.6 has no `destroy`); list again and retry without it. So does a
-          // delete nft died or hung with: the listing shows whether it committed.
-          if ((nftFailure(e) !== 'missing' && sessionOutcome(e) !== 'unknown') || attempt >= RETRIES) throw e;
+          // One key gone fails the whole transaction (nft 1.0.6 has no `destroy`), so the others may live.
+          if (nftFailure(e) !== 'missing' && sessionOutcome(e) === undefined) throw e;
+          listed.push(...keyed.map((k) => k.ref));
         }
       }
+      if (listed.length > 0) await this.closeListed(listed);
     });
+  }
+
+  /** Which fast path close() takes for a ref: 'expired', the keys to delete, or undefined (list). */
+  private closePath(w: ParsedRef, now: number): 'expired' | string[] | undefined {
+    const t = w.timing;
+    if (t === undefined || w.grantId === undefined || this.doubt.has(doubtKey(w))) return undefined;
+    // (A replica that deleted it and crashed before recording the close is not known here: fail-closed, as above.)
+    if (this.deleted.has(doubtKey(w))) return undefined;
+    if (now >= t.bound + EXPIRED_MARGIN_MS && now >= (this.rewritten.get(grantKey(w)) ?? -Infinity) + EXPIRED_MARGIN_MS) return 'expired';
+    if (now >= t.expiresAt - REVOKE_MARGIN_MS) return undefined;
+    const src = parseCidr(w.saddr);
+    const all = this.fallback ? [this.fallback] : [...this.targets.values()];
+    for (const target of all) {
+      const keys = this.keysFor(src, target, w.set, w.dport).map(elementKey);
+      if (keys.length > 0 && keysShape(keys) === t.shape) return keys;
+    }
+    return undefined;
+  }
+
+  private noteDeleted(refs: ParsedRef[], now: number): void {
+    this.sweep(now);
+    // Bounded: forgetting the oldest only costs a retried close the listing (fail-closed, as above).
+    while (this.deleted.size > 100_000) this.deleted.delete(this.deleted.keys().next().value!);
+    for (const w of refs) this.deleted.set(doubtKey(w), w.timing!.expiresAt);
+  }
+
+  /** Drops entries of `deleted` and `rewritten` that have passed, at most once a minute. */
+  private sweep(now: number): void {
+    if (now < this.nextSweep) return;
+    this.nextSweep = now + 60_000;
+    for (const m of [this.deleted, this.rewritten]) for (const [k, until] of m) if (until < now) m.delete(k);
+  }
+
+  /** The listing path of close(): the elements a listing shows are the refs' are deleted in one transaction. */
+  private async closeListed(wanted: ParsedRef[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const items = await this.readTable();
+      if (items === undefined) break;
+      const present = tableElements(items, this.now()).elements.filter((e) => wanted.some((w) => refMatches(w, e)));
+      if (present.length === 0) break;
+      try {
+        await this.write(deleteLines(this.layout.table, present));
+        break;
+      } catch (e) {
+        // An element the kernel expired between our listing and the delete fails the whole
+        // transaction (nft 1.0.6 has no `destroy`); list again and retry without it. So does a
+        // delete nft died or hung with: the listing shows whether it committed.
+        if ((nftFailure(e) !== 'missing' && sessionOutcome(e) !== 'unknown') || attempt >= RETRIES) throw e;
+      }
+    }
+    for (const w of wanted) this.doubt.delete(doubtKey(w));
   }
 
   /** The grants' elements in the table, one rule per grant and set (its destinations and protocols together). Read only. */
@@ -377,11 +506,15 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
 
   /** The grant's elements in one set: one per destination of the source's family (or any) and declared protocol. */
   private elementsFor(rule: RuleSpec, src: Cidr, target: NftTarget, set: string): NftElement[] {
-    const dests = target.destinations.length === 0 ? [ANY[src.family]] : target.destinations.filter((d) => d.family === src.family).map((d) => `${d.address}/${d.family === 4 ? 32 : 128}`);
     const comment = grantComment(rule.grantId, rule.expiresAt);
-    return dests.flatMap((daddr) =>
-      target.protocols.map((proto) => ({ set, family: src.family, saddr: cidrText(src), daddr, proto, dport: String(rule.port), grantId: rule.grantId as string, expiresAt: rule.expiresAt, comment })),
-    );
+    return this.keysFor(src, target, set, String(rule.port)).map((k) => ({ ...k, grantId: rule.grantId as string, expiresAt: rule.expiresAt, comment }));
+  }
+
+  /** The keys of a grant of `src` to `dport` of `target`: what open writes, and what a revoke deletes without a listing. */
+  private keysFor(src: Cidr, target: NftTarget, set: string, dport: string): Pick<NftElement, 'set' | 'family' | 'saddr' | 'daddr' | 'proto' | 'dport'>[] {
+    if (!target.ports.some((p) => String(p) === dport)) return [];
+    const dests = target.destinations.length === 0 ? [ANY[src.family]] : target.destinations.filter((d) => d.family === src.family).map((d) => `${d.address}/${d.family === 4 ? 32 : 128}`);
+    return dests.flatMap((daddr) => target.protocols.map((proto) => ({ set, family: src.family, saddr: cidrText(src), daddr, proto, dport })));
   }
 
   /** Elements of live grants the table lost, each in the first slot where its keys are free. */
@@ -416,8 +549,8 @@ export class NftablesAdapter implements FirewallAdapter, ExposureScanner, Attemp
    * grant expired meanwhile, 1 ms (the element is gone at once, and access never opens late). Only our
    * own comment format is written back: a hand-made comment is text we do not put in a script.
    */
-  private elementLine(verb: 'add' | 'create', el: NftElement): string {
-    const timeoutMs = Math.max(1, Math.floor((el.expiresAt ?? 0) - this.now()));
+  private elementLine(verb: 'add' | 'create', el: NftElement, at = this.now()): string {
+    const timeoutMs = timeoutOf(el.expiresAt ?? 0, at);
     const ours = parseGrantComment(el.comment) ? ` comment "${el.comment}"` : '';
     return `${verb} element inet ${this.layout.table} ${el.set} { ${elementKey(el)} timeout ${timeoutMs}ms${ours} }\n`;
   }
@@ -490,8 +623,22 @@ function toTarget(t: NftTargetInput): NftTarget {
   return { id: t.id, destinations, ports, protocols, onExpiry };
 }
 
+/** The kernel timeout written for an expiry at `at`: rounded down, at least 1 ms. */
+function timeoutOf(expiresAt: number, at: number): number {
+  return Math.max(1, Math.floor(expiresAt - at));
+}
+
+function doubtKey(e: Pick<NftElement, 'set' | 'saddr' | 'dport' | 'grantId'>): string {
+  return `${e.set}|${grantKey(e)}`;
+}
+
+/** A grant's elements of one source and port, in whichever set (a restore may place them in another slot). */
+function grantKey(e: Pick<NftElement, 'saddr' | 'dport' | 'grantId'>): string {
+  return `${e.saddr}|${e.dport}|${e.grantId ?? ''}`;
+}
+
 /** An element a ref names: the grant's, by set, source and port; an orphan's, by its exact key. */
-function refMatches(w: ReturnType<typeof parseRef>, e: NftElement): boolean {
+function refMatches(w: ParsedRef, e: NftElement): boolean {
   if (w.set !== e.set || w.saddr !== e.saddr || w.dport !== e.dport) return false;
   return w.grantId === undefined ? e.grantId === undefined && w.daddr === e.daddr : w.grantId === e.grantId;
 }

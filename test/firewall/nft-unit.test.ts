@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createNftablesAdapter } from '../../src/firewall/nftables.ts';
 import { createNftRunner, summarise } from '../../src/firewall/nft-exec.ts';
-import { parseRef, parseTableListing } from '../../src/firewall/nft-table.ts';
+import { elementRef, keysShape, parseRef, parseTableListing } from '../../src/firewall/nft-table.ts';
 import { scanRuleset } from '../../src/firewall/nft-exposure.ts';
 import { parseCidr } from '../../src/firewall/nft-values.ts';
 import { PortcullisError } from '../../src/errors.ts';
@@ -119,7 +119,9 @@ describe('nftables adapter input fences', () => {
     const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, { runner, now: () => expiresAt - 90_000 });
     await fw.init();
     const ref = await fw.open(rule({ expiresAt, source: '2001:db8:0:0::/64' }));
-    assert.equal(ref, 'g6_0,2001:db8::/64,::/0,3389,g1');
+    // The timing: the kernel's timeout fires by the answer (the fixed clock) + 90,000 ms, for this expiry and these keys.
+    const shape = keysShape(['2001:db8::/64 . ::/0 . tcp . 3389', '2001:db8::/64 . ::/0 . udp . 3389']);
+    assert.equal(ref, `g6_0,2001:db8::/64,::/0,3389,g1,${expiresAt},${expiresAt},${shape}`);
     const write = calls.at(-1)!;
     assert.deepEqual(write.args, ['-f', '-']);
     assert.equal(
@@ -154,6 +156,58 @@ describe('nftables adapter input fences', () => {
     await fw.open(rule({ targetId: 'dc', expiresAt }));
     assert.deepEqual(calls.at(-1)!.stdin!.trim().split('\n').map((l) => /\{ (.+) timeout/.exec(l)![1]), ['198.51.100.7/32 . 203.0.113.10/32 . tcp . 3389', '198.51.100.7/32 . 203.0.113.11/32 . tcp . 3389']);
     await assert.rejects(fw.open(rule({ targetId: 'other' })), code('INVALID_REQUEST'));
+  });
+});
+
+describe('nftables close: which path a timed ref takes (controlled clock, recorded runner)', () => {
+  it('after a slow restore rewrote a grant, a close past the ref\'s bound lists until the restore\'s latency has passed too', async () => {
+    const { calls, runner } = recorder();
+    let clock = 1_700_000_000_000;
+    let lost = false;
+    let slowMs = 0;
+    const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, {
+      now: () => clock,
+      runner: async (args, stdin) => {
+        if (lost && args[0] === '-j') throw new PortcullisError('FIREWALL_ERROR', 'nftables: No such file or directory', { details: { nft: 'missing' } });
+        const out = await runner(args, stdin);
+        if (args[0] === '-f') {
+          clock += slowMs; // the transaction's latency, on the adapter's clock
+          lost = false;
+        }
+        return out;
+      },
+    });
+    await fw.init();
+    const a = rule({ expiresAt: clock + 1000 });
+    const ref = await fw.open(a);
+    assert.equal(parseRef(ref).timing!.bound, a.expiresAt, 'answered at once: the bound is the expiry');
+    // The table is lost; the restore puts A back with a timeout computed before a 500 ms transaction.
+    lost = true;
+    slowMs = 500;
+    assert.equal((await fw.ensureGate(async () => [a])).putBack, 1);
+    slowMs = 0;
+    const closeCalls = async (at: number) => {
+      clock = at;
+      const before = calls.length;
+      await fw.close([ref]);
+      return calls.slice(before).map((c) => c.args[0]);
+    };
+    assert.deepEqual(await closeCalls(a.expiresAt + 100), ['-j'], 'past the ref\'s bound, within the restore\'s latency: a listing');
+    assert.deepEqual(await closeCalls(a.expiresAt + 600), [], 'past the restore\'s latency too: nothing to do');
+    assert.deepEqual(await closeCalls(a.expiresAt - 10), ['-j'], 'around the expiry: a listing');
+  });
+
+  it('a revoke well before expiry deletes every key of the grant in one transaction, with no listing', async () => {
+    const { calls, runner } = recorder();
+    const clock = 1_700_000_000_000;
+    const fw = createNftablesAdapter({ kind: 'nftables', table: 'portcullis' }, { runner, now: () => clock });
+    await fw.init();
+    const ref = await fw.open(rule({ expiresAt: clock + 60_000 }));
+    const before = calls.length;
+    await fw.close([ref]);
+    assert.deepEqual(calls.slice(before).map((c) => c.stdin), [
+      'delete element inet portcullis g4_0 { 198.51.100.7/32 . 0.0.0.0/0 . tcp . 3389, 198.51.100.7/32 . 0.0.0.0/0 . udp . 3389 }\n',
+    ]);
   });
 });
 
@@ -205,6 +259,20 @@ describe('nft JSON parsing', () => {
     assert.throws(() => parseRef('g6_3,198.51.100.7/32,::/0,3389,g'), code('INVALID_REQUEST'));
     assert.throws(() => parseRef('ports,198.51.100.7/32,0.0.0.0/0,3389,g'), code('INVALID_REQUEST'));
     assert.throws(() => parseRef('g4_0,198.51.100.07/32,0.0.0.0/0,3389,g'), code('INVALID_REQUEST'));
+    // With the timing open adds: round-trips; a partial, malformed or grantless timing is refused.
+    const timing = { bound: 1_700_000_000_123, expiresAt: 1_700_000_000_100, shape: '0123456789abcdef' };
+    const timed = elementRef({ set: 'g4_1', saddr: '198.51.100.7/32', daddr: '0.0.0.0/0', dport: '3389', grantId: 'g1' }, timing);
+    assert.equal(timed, 'g4_1,198.51.100.7/32,0.0.0.0/0,3389,g1,1700000000123,1700000000100,0123456789abcdef');
+    assert.deepEqual(parseRef(timed), { set: 'g4_1', family: 4, saddr: '198.51.100.7/32', daddr: '0.0.0.0/0', dport: '3389', grantId: 'g1', timing });
+    assert.equal(elementRef({ set: 'g4_1', saddr: '198.51.100.7/32', daddr: '0.0.0.0/0', dport: '3389', grantId: undefined }, timing), 'g4_1,198.51.100.7/32,0.0.0.0/0,3389,', 'an orphan has no timing');
+    for (const bad of [
+      'g4_1,198.51.100.7/32,0.0.0.0/0,3389,g1,1700000000123',
+      'g4_1,198.51.100.7/32,0.0.0.0/0,3389,g1,1700000000123,1700000000100',
+      'g4_1,198.51.100.7/32,0.0.0.0/0,3389,g1,17e12,1700000000100,0123456789abcdef',
+      'g4_1,198.51.100.7/32,0.0.0.0/0,3389,g1,1700000000123,1700000000100,0123456789ABCDEF',
+      'g4_1,198.51.100.7/32,0.0.0.0/0,3389,,1700000000123,1700000000100,0123456789abcdef',
+      'g4_1,198.51.100.7/32,0.0.0.0/0,3389,g1,1700000000123,1700000000100,0123456789abcdef,x',
+    ]) assert.throws(() => parseRef(bad), code('INVALID_REQUEST'), bad);
   });
 
   it('canonicalises addresses the way nft prints them', () => {

@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createNftablesAdapter, type NftablesAdapter } from '../../src/firewall/nftables.ts';
+import { parseRef } from '../../src/firewall/nft-table.ts';
 import type { RuleSpec } from '../../src/firewall/port.ts';
 import type { GrantId } from '../../src/domain/index.ts';
 import { requireOrSkip } from '../helpers/env.ts';
@@ -13,6 +14,8 @@ import { closesAtExpiry, createLab, LAB_ADDR, netnsUnavailable, nftIn, type Lab 
 
 const unavailable = netnsUnavailable();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A ref's first five fields: set, source, destination, port, grant (what list() gives; open adds the timing). */
+const name = (ref: string) => ref.split(',').slice(0, 5).join(',');
 const spec = (grantId: string, source: string, ms: number, port = 3389): RuleSpec => ({
   grantId: grantId as GrantId,
   targetId: 'lab-gw',
@@ -84,7 +87,7 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
       [LAB_ADDR.client4, { prefix: { addr: '0.0.0.0', len: 0 } }, 'udp', 3389],
     ]);
     const listed = await fw.list();
-    assert.deepEqual(listed, [{ ref, grantIds: ['g-comment'], source: `${LAB_ADDR.client4}/32`, port: 3389, expiresAt: rule.expiresAt }]);
+    assert.deepEqual(listed, [{ ref: name(ref), grantIds: ['g-comment'], source: `${LAB_ADDR.client4}/32`, port: 3389, expiresAt: rule.expiresAt }]);
   });
 
   it('an IPv6 source that nft lists in dotted form (::1.2.3.4) is still found, and closed', async (t) => {
@@ -93,7 +96,7 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     const rule = spec('g-dotted', '::102:304/128', 60_000);
     const ref = await fw.open(rule);
     const listed = await fw.list();
-    assert.deepEqual(listed.map((r) => [r.ref, r.source, r.grantIds]), [[ref, '::102:304/128', ['g-dotted']]]);
+    assert.deepEqual(listed.map((r) => [r.ref, r.source, r.grantIds]), [[name(ref), '::102:304/128', ['g-dotted']]]);
     await fw.close([ref]);
     assert.deepEqual(await fw.list(), []);
   });
@@ -104,7 +107,7 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     const rule = spec('g-idem', `${LAB_ADDR.client4}/32`, 60_000);
     const a = await fw.open(rule);
     const b = await fw.open({ ...rule });
-    assert.equal(a, b);
+    assert.equal(b, name(a), 'the same rule (a retry finds it through a listing: its ref has no timing)');
     assert.equal((await fw.list()).length, 1);
   });
 
@@ -115,7 +118,9 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     const ref = await fw.open(rule);
     const later = Date.now() + 60_000;
     const writes = fw.calls.write;
-    assert.equal(await fw.open({ ...rule, expiresAt: later, extend: true }), ref);
+    const extended = await fw.open({ ...rule, expiresAt: later, extend: true });
+    assert.equal(name(extended), name(ref), 'same set, key and grant');
+    assert.ok(parseRef(extended).timing!.bound >= later - 1, 'the new ref carries the new kernel expiry');
     assert.equal(fw.calls.write - writes, 1);
     const ext = elements(lab!, 'g4_0');
     assert.equal(ext.length, 2);
@@ -182,6 +187,89 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     assert.equal(old.split(',')[0], fresh.split(',')[0], 'same set and key, different grant');
     await fw.close([old]);
     assert.deepEqual((await fw.list()).map((r) => r.grantIds), [['g-new']]);
+  });
+
+  // close() without a listing, on what the ref says about the kernel's timeout (parseRef(ref).timing).
+  const timing = (ref: string) => parseRef(ref).timing!;
+  const counted = async (fn: () => Promise<unknown>) => {
+    const [r, w] = [fw.calls.read, fw.calls.write];
+    await fn();
+    return { read: fw.calls.read - r, write: fw.calls.write - w };
+  };
+  /** Waits (real time: the kernel's timeout runs on it) until the kernel has certainly removed the ref's elements. */
+  const pastBound = (ref: string) => sleep(Math.max(0, timing(ref).bound + 50 - Date.now()));
+
+  it('a close after the kernel expired the element costs no nft call, and the source stays refused', async (t) => {
+    if (!ready(t)) return;
+    await installed();
+    const ref = await fw.open(spec('g-late', `${LAB_ADDR.client4}/32`, 1000));
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), true);
+    assert.ok(timing(ref).bound >= timing(ref).expiresAt - 1, 'the bound is no earlier than the expiry');
+    await pastBound(ref);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), false, 'the kernel expired it by the bound');
+    assert.deepEqual(await counted(() => fw.close([ref])), { read: 0, write: 0 });
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), false);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4, 3389, 700, 'udp'), false);
+    assert.deepEqual(await fw.list(), []);
+  });
+
+  it('a revoke before expiry is one delete by key and no listing; TCP and UDP are refused after it', async (t) => {
+    if (!ready(t)) return;
+    await installed();
+    const keep = await fw.open(spec('g-other', '192.0.2.30/32', 60_000));
+    const ref = await fw.open(spec('g-revoke', `${LAB_ADDR.client4}/32`, 60_000));
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), true);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4, 3389, 700, 'udp'), true);
+    assert.deepEqual(await counted(() => fw.close([ref])), { read: 0, write: 1 });
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), false);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4, 3389, 700, 'udp'), false);
+    assert.deepEqual((await fw.list()).map((r) => r.grantIds), [['g-other']], 'only the revoked grant\'s elements went');
+    // A second close of the same ref (a retried close) lists: another grant may hold the key by now.
+    assert.deepEqual(await counted(() => fw.close([ref])), { read: 1, write: 0 });
+    await fw.close([keep]);
+  });
+
+  it('A expired in the kernel, B took its key in slot 0 with a plain create: close(A) leaves B admitting', async (t) => {
+    if (!ready(t)) return;
+    await installed();
+    const a = await fw.open(spec('g-A', `${LAB_ADDR.client4}/32`, 1000));
+    await pastBound(a);
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), false, 'an expired element is not matched');
+    const opened = await counted(async () => {
+      const b = await fw.open(spec('g-B', `${LAB_ADDR.client4}/32`, 60_000));
+      assert.equal(b.split(',')[0], 'g4_0', 'same set and key as A');
+    });
+    assert.deepEqual(opened, { read: 0, write: 1 }, 'the expired element did not block the create (no listing, no second slot)');
+    assert.deepEqual(await counted(() => fw.close([a])), { read: 0, write: 0 });
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), true, 'B still admits');
+    assert.deepEqual((await fw.list()).map((r) => r.grantIds), [['g-B']]);
+  });
+
+  it('a ref without timing (stored before it existed, or from list()) closes through a listing', async (t) => {
+    if (!ready(t)) return;
+    await installed();
+    const ref = await fw.open(spec('g-old-ref', `${LAB_ADDR.client4}/32`, 60_000));
+    const old = name(ref);
+    assert.equal(old, (await fw.list())[0]!.ref, 'the first five fields are the ref list() gives');
+    assert.deepEqual(await counted(() => fw.close([old])), { read: 1, write: 1 });
+    assert.equal(await lab!.connect(LAB_ADDR.gw4), false);
+    assert.deepEqual(await fw.list(), []);
+  });
+
+  it('a revoke after the target\'s protocols changed lists rather than delete the keys the configuration yields now', async (t) => {
+    if (!ready(t)) return;
+    await installed();
+    const ref = await fw.open(spec('g-cfg', `${LAB_ADDR.client4}/32`, 60_000));
+    const tcpOnly = createNftablesAdapter({ kind: 'nftables', table: 'portcullis', netns: lab!.gw }, { protocols: ['tcp'] });
+    try {
+      const [r, w] = [tcpOnly.calls.read, tcpOnly.calls.write];
+      await tcpOnly.close([ref]);
+      assert.deepEqual([tcpOnly.calls.read - r, tcpOnly.calls.write - w], [1, 1]);
+    } finally {
+      await tcpOnly.shutdown();
+    }
+    assert.equal(await lab!.connect(LAB_ADDR.gw4, 3389, 700, 'udp'), false, 'the UDP element went too');
+    assert.deepEqual(await fw.list(), []);
   });
 
   it('reconcile: an orphan element (unknown grant, or no comment) is listed and close removes it', async (t) => {
@@ -385,7 +473,7 @@ describe('nftables adapter in network namespaces', { concurrency: false }, () =>
     const answer = next();
     child.stdin.write(`${expiresAt}\n`);
     const ref = await answer;
-    assert.match(ref, /^g4_0,.*,g-killed$/);
+    assert.match(name(ref), /^g4_0,.*,g-killed$/);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     assert.equal(await lab!.connect(LAB_ADDR.gw4), true, 'open while its opener is dead');
