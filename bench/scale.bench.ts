@@ -30,8 +30,11 @@ const LIVE = Number(process.env.BENCH_LIVE ?? 100_000);
 const VIA_BROKER = Number(process.env.BENCH_VIA_BROKER ?? 5000);
 /** The in-process run's backends: 60 rules each, as a security group holds. */
 const BACKENDS = Math.ceil(LIVE / 60);
-/** The expiries of the in-process run fall within this window. */
-const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 60_000);
+/**
+ * The expiries of the in-process run fall within this window: 300 s is 333 expiries/s, ten times what
+ * 100,000 grants of an hour or more give; BENCH_WINDOW_MS=60000 is the 1,667/s stress case.
+ */
+const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 300_000);
 /** The server's simulated backends (each is one SQLite connection in the server). */
 const SERVER_TARGETS = Number(process.env.BENCH_SERVER_TARGETS ?? 100);
 const RESTARTS = Number(process.env.BENCH_RESTARTS ?? 3);
