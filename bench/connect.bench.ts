@@ -193,9 +193,10 @@ async function serverTimes(url: string): Promise<{ openSum: number; openCount: n
 
 /** Why dist/ cannot stand for src/ (missing, or older than a source file), or undefined. */
 function staleBuild(): string | undefined {
-  const main = join(ROOT, 'dist/cli/main.js');
-  if (!existsSync(main)) return 'dist/ is missing';
-  const built = statSync(main).mtimeMs;
+  // scripts/build.mjs writes the stamp after every build (tsc's incremental build leaves unchanged outputs old).
+  const stamp = join(ROOT, 'dist/.built');
+  if (!existsSync(stamp)) return 'dist/ is missing or was not built by `npm run build`';
+  const built = statSync(stamp).mtimeMs;
   const newer = (readdirSync(join(ROOT, 'src'), { recursive: true, withFileTypes: true }) as import('node:fs').Dirent[])
     .filter((e) => e.isFile() && e.name.endsWith('.ts'))
     .map((e) => join(e.parentPath, e.name))

@@ -2,7 +2,7 @@
 // Compiles src/ to dist/ (plain JavaScript, no TypeScript loader at run time: ~35 MB less
 // resident memory and a faster start) and copies the web UI's static files beside it.
 import { execFileSync } from 'node:child_process';
-import { cpSync, rmSync } from 'node:fs';
+import { cpSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
@@ -17,3 +17,5 @@ cpSync('src/http/web/static', 'dist/http/web/static', { recursive: true });
 rmSync('dist/http/web/views', { recursive: true, force: true });
 cpSync('src/http/web/views', 'dist/http/web/views', { recursive: true });
 cpSync('src/dev/slack/page.eta', 'dist/dev/slack/page.eta');
+// tsc is incremental and leaves unchanged outputs as they were: this stamp says when dist/ was last built.
+writeFileSync('dist/.built', `${new Date().toISOString()}\n`);
