@@ -45,6 +45,21 @@ export async function attemptsReport(deps: AttemptsReportDeps, opts: { sinceMs: 
   return { ...summarise(windows, opts.target), since: new Date(opts.sinceMs).toISOString(), current: live !== undefined && summarise([live], opts.target).windows > 0 };
 }
 
+/** One row per target of a report's sources: attempts, distinct sources, first and last seen (busiest first). */
+export function perTarget(sources: AttemptsRow[]): { target: string; count: number; sources: number; firstSeen: string; lastSeen: string }[] {
+  const byTarget = new Map<string, { target: string; count: number; sources: Set<string>; firstSeen: string; lastSeen: string }>();
+  for (const r of sources) {
+    const id = r.target ?? '—';
+    const t = byTarget.get(id) ?? { target: id, count: 0, sources: new Set<string>(), firstSeen: r.firstSeen, lastSeen: r.lastSeen };
+    t.count += r.count;
+    t.sources.add(r.source);
+    if (r.firstSeen < t.firstSeen) t.firstSeen = r.firstSeen;
+    if (r.lastSeen > t.lastSeen) t.lastSeen = r.lastSeen;
+    byTarget.set(id, t);
+  }
+  return [...byTarget.values()].sort((a, b) => b.count - a.count).map((t) => ({ ...t, sources: t.sources.size }));
+}
+
 /** Sums the windows' top sources per source, target, protocol and port (busiest first). */
 export function summarise(windows: Partial<WindowSummary>[], target?: string): Omit<AttemptsReport, 'since' | 'current'> {
   const rows = new Map<string, AttemptsRow>();

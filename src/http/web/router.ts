@@ -3,6 +3,7 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { AuditEvent } from '../../audit/chain.ts';
 import type { AuditFilter } from '../../broker/audit-query.ts';
+import { perTarget } from '../../broker/attempts-report.ts';
 import type { Broker } from '../../broker/broker.ts';
 import { LIVE_STATES, type Grant, type GrantId, type Principal } from '../../domain/index.ts';
 import type { TargetConfig } from '../../config/schema.ts';
@@ -253,21 +254,11 @@ export function webRouter(deps: WebRouterDeps): Router {
       const last = scans[scans.length - 1];
       const scan = last ? { time: last.time, text: `${scans.filter((e) => e.time === last.time || Date.parse(last.time) - Date.parse(e.time) < 60_000).length} finding(s); the latest ${last.type === 'exposure.fixed' ? 'was removed' : 'could not be removed'} (${String(last.detail?.scope ?? '')} ${last.sourceIp ?? ''} port ${last.port ?? ''}).` } : undefined;
       const report = await deps.broker.attemptsReport(p, { sinceMs: Date.now() - window.ms });
-      const perTarget = new Map<string, { target: string; count: number; sources: Set<string>; firstSeen: string; lastSeen: string }>();
-      for (const r of report.sources) {
-        const id = r.target ?? '—';
-        const t = perTarget.get(id) ?? { target: id, count: 0, sources: new Set<string>(), firstSeen: r.firstSeen, lastSeen: r.lastSeen };
-        t.count += r.count;
-        t.sources.add(r.source);
-        if (r.firstSeen < t.firstSeen) t.firstSeen = r.firstSeen;
-        if (r.lastSeen > t.lastSeen) t.lastSeen = r.lastSeen;
-        perTarget.set(id, t);
-      }
       const attempts = {
         window,
         windows: ATTEMPT_WINDOWS.map((w) => ({ ...w, current: w.id === window.id })),
         report,
-        targets: [...perTarget.values()].sort((a, b) => b.count - a.count).map((t) => ({ ...t, sources: t.sources.size })),
+        targets: perTarget(report.sources),
         sources: report.sources.slice(0, ATTEMPT_ROWS),
         more: Math.max(0, report.sources.length - ATTEMPT_ROWS),
       };
